@@ -1,0 +1,44 @@
+"""keras-transfer: transfer learning on Keras 3 / TensorFlow.
+
+Pick a pretrained backbone, freeze or unfreeze it block by block, attach a task head, fine-tune
+with `model.fit`, evaluate and export.
+
+Example:
+>>> import keras_transfer as kt
+>>> model = kt.build_image_classifier("mobilenet_v2", num_classes=3, weights=None,
+...                                   input_shape=(64, 64, 3))
+>>> kt.unfreeze(model, last=1)
+"""
+
+from keras_transfer.backbones import (
+    BackboneSpec,
+    BlockEnd,
+    blocks_of,
+    build_backbone,
+    describe,
+    find_backbone,
+    freeze,
+    get_spec,
+    list_backbones,
+    register_backbone,
+    set_trainable,
+    unfreeze,
+)
+from keras_transfer.errors import (
+    BadInputError,
+    KerasTransferError,
+    MissingDependencyError,
+    UnknownBackboneError,
+    WeightsUnavailableError,
+)
+from keras_transfer.heads import build_image_classifier
+from keras_transfer.layers import ImagePreprocessing
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackboneSpec", "BadInputError", "BlockEnd", "ImagePreprocessing", "KerasTransferError",
+    "MissingDependencyError", "UnknownBackboneError", "WeightsUnavailableError", "blocks_of",
+    "build_backbone", "build_image_classifier", "describe", "find_backbone", "freeze",
+    "get_spec", "list_backbones", "register_backbone", "set_trainable", "unfreeze",
+]

@@ -1,0 +1,165 @@
+"""Turning what users pass (file paths, arrays, tf.data, iterables) into batches of raw images.
+
+Every exported model takes float32 pixels in [0, 255] of shape ``(N, H, W, 3)``; these helpers
+decode files and resize with TensorFlow (bilinear, like the SavedModel's ``serve_bytes``
+signature), so every artifact sees the same pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from keras_transfer.errors import BadInputError
+
+PathLike = str | os.PathLike
+
+
+def decode_image_bytes(data: bytes, size: tuple[int, int], *, name: str = "<bytes>") -> np.ndarray:
+    """Decodes one JPEG/PNG/BMP/GIF and resizes it to ``size`` → float32 ``(H, W, 3)`` in [0, 255].
+
+    Example:
+    >>> import io, PIL.Image
+    >>> buffer = io.BytesIO(); PIL.Image.new("RGB", (8, 6), (255, 0, 0)).save(buffer, "PNG")
+    >>> decode_image_bytes(buffer.getvalue(), (4, 4))[0, 0].tolist()
+    [255.0, 0.0, 0.0]
+    """
+    import tensorflow as tf
+
+    try:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError) as error:
+        raise BadInputError(f"{name}: not a decodable image (JPEG/PNG/BMP/GIF): {error}") from None
+    image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear")
+    return image.numpy()
+
+
+def read_image(path: PathLike, size: tuple[int, int]) -> np.ndarray:
+    """Reads and decodes an image file, resized to ``size`` (float32 ``(H, W, 3)``, [0, 255]).
+
+    Example:
+    >>> import tempfile, PIL.Image
+    >>> path = tempfile.mktemp(suffix=".png"); PIL.Image.new("RGB", (5, 5)).save(path)
+    >>> read_image(path, (3, 3)).shape
+    (3, 3, 3)
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise BadInputError(f"{path}: cannot read image file ({error.strerror or error}).") from None
+    return decode_image_bytes(data, size, name=str(path))
+
+
+def _resize_batch(images: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or tuple(images.shape[1:3]) == tuple(size):
+        return images
+    import tensorflow as tf
+
+    return tf.image.resize(images, size, method="bilinear").numpy()
+
+
+def to_image_batch(images: Any, size: tuple[int, int] | None = None, *, what: str = "images") -> np.ndarray:
+    """Converts paths, one image, a batch or a list of images to float32 ``(N, H, W, 3)``.
+
+    Images whose size differs from ``size`` are resized (bilinear); file paths are decoded.
+
+    Example:
+    >>> to_image_batch(np.zeros((2, 4, 4, 3), "uint8"), (2, 2)).shape
+    (2, 2, 2, 3)
+    """
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise BadInputError(f"{what}: got an empty list.")
+        if all(isinstance(item, (str, os.PathLike)) for item in images):
+            if size is None:
+                raise BadInputError(f"{what}: decoding files needs the model's input size.")
+            return np.stack([read_image(item, size) for item in images]).astype("float32")
+        batch = [to_image_batch(item, size, what=what) for item in images]
+        return np.concatenate(batch, axis=0)
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise BadInputError(
+            f"{what}: expected RGB images of shape (H, W, 3) or (N, H, W, 3), got {array.shape}."
+        )
+    return _resize_batch(array.astype("float32"), size)
+
+
+def _split_element(element: Any) -> tuple[Any, Any]:
+    """(x, y) from a dataset element: ``x``, ``(x,)``, ``(x, y)``, ``(x, y, w)`` or a dict."""
+    if isinstance(element, dict):
+        x = element.get("image", element.get("images"))
+        y = element.get("label", element.get("labels"))
+        if x is None:
+            raise BadInputError(f"dataset element dict needs an 'image' key, got {sorted(element)}.")
+        return x, y
+    if isinstance(element, tuple) and 1 <= len(element) <= 3:
+        return element[0], element[1] if len(element) > 1 else None
+    return element, None
+
+
+def collect_samples(
+    data: Any, limit: int, size: tuple[int, int] | None = None, *, what: str = "data"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Takes up to ``limit`` raw images (and labels, when present) from ``data``.
+
+    ``data`` may be an array ``(N, H, W, 3)``, a tuple ``(images, labels)``, a list of file paths,
+    a ``tf.data.Dataset`` (batched or not) or any iterable of such elements.
+
+    Example:
+    >>> x, y = collect_samples((np.zeros((5, 4, 4, 3)), np.arange(5)), limit=3)
+    >>> x.shape, y.tolist()
+    ((3, 4, 4, 3), [0, 1, 2])
+    """
+    if limit <= 0:
+        raise BadInputError(f"{what}: the number of samples must be positive, got {limit}.")
+    if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[0]) == 4:
+        x = to_image_batch(np.asarray(data[0])[:limit], size, what=what)
+        y = np.asarray(data[1])[:limit]
+        return x, y
+    if isinstance(data, (np.ndarray, str, os.PathLike)) or (
+        isinstance(data, (list, tuple)) and data and isinstance(data[0], (str, os.PathLike))
+    ):
+        if isinstance(data, (list, tuple)):
+            data = list(data)[:limit]
+        return to_image_batch(data, size, what=what)[:limit], None
+    if hasattr(data, "numpy") and not hasattr(data, "as_numpy_iterator"):  # a tf / keras tensor
+        return to_image_batch(np.asarray(data)[:limit], size, what=what), None
+
+    elements: Iterable[Any]
+    if hasattr(data, "as_numpy_iterator"):
+        elements = data.take(limit).as_numpy_iterator()
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, list):
+        elements = (data[i] for i in range(len(data)))  # keras.utils.PyDataset and friends
+    else:
+        try:
+            elements = iter(data)
+        except TypeError:
+            raise BadInputError(
+                f"{what}: expected an array, (images, labels), file paths, a tf.data.Dataset or an "
+                f"iterable of images, got {type(data).__name__}."
+            ) from None
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    count = 0
+    for element in elements:
+        x, y = _split_element(element)
+        x = to_image_batch(np.asarray(x) if not isinstance(x, (str, os.PathLike)) else x, size, what=what)
+        xs.append(x)
+        if y is not None:
+            y = np.asarray(y)
+            ys.append(y[None] if len(x) == 1 and (y.ndim == 0 or y.shape[0] != 1) else y)
+        count += len(x)
+        if count >= limit:
+            break
+    if not xs:
+        raise BadInputError(f"{what}: yielded no images.")
+    labels = np.concatenate(ys)[:limit] if ys and len(ys) == len(xs) else None
+    return np.concatenate(xs)[:limit], labels

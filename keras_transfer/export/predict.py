@@ -1,0 +1,188 @@
+"""`predict` / `load_artifact`: run any exported artifact on image files or arrays.
+
+An artifact is a ``.keras`` file, a SavedModel folder, a ``.tflite`` file, or an export folder
+(then its float model is used: ``model.keras``, else ``saved_model/``, else ``model.tflite``).
+Labels come from the ``labels`` argument, else ``labels.txt`` beside the artifact (or in the
+export folder around a ``saved_model/``), else the class indices as strings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import keras_transfer.layers  # noqa: F401 - registers ImagePreprocessing for loading .keras files
+from keras_transfer.errors import BadInputError
+from keras_transfer.export.images import to_image_batch
+
+_FLOAT_CHOICES = ("model.keras", "saved_model", "model.tflite")
+
+
+@dataclass
+class Artifact:
+    """A loaded model: call it on raw float32 images ``(N, H, W, 3)`` to get its outputs.
+
+    Example:
+    >>> # artifact = load_artifact("export/model.int8.tflite")
+    >>> # artifact(np.zeros((1, *artifact.image_size, 3), "float32")).shape  ->  (1, 3)
+    """
+
+    path: Path
+    kind: str
+    image_size: tuple[int, int] | None
+    run: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    labels: list[str] | None = None
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.run(np.asarray(images, dtype="float32")), dtype="float32")
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """Reads ``labels.txt`` (one label per line; blank trailing lines ignored).
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "labels.txt"; _ = p.write_text("cat\\ndog\\n")
+    >>> read_labels(p)
+    ['cat', 'dog']
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise BadInputError(f"{path}: cannot read labels ({error.strerror or error}).") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _find_labels(path: Path) -> list[str] | None:
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder / "labels.txt", folder.parent / "labels.txt"):
+        if candidate.is_file() and (candidate.parent == folder or folder.name == "saved_model"):
+            return read_labels(candidate)
+    return None
+
+
+def _resolve(path: Path) -> Path:
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file or folder.")
+    if path.is_dir() and not (path / "saved_model.pb").is_file():
+        for name in _FLOAT_CHOICES:
+            if (path / name).exists():
+                return path / name
+        tflites = sorted(path.glob("*.tflite"))
+        if tflites:
+            return tflites[0]
+        raise BadInputError(
+            f"{path}: neither a SavedModel nor an export folder (no {', '.join(_FLOAT_CHOICES)})."
+        )
+    return path
+
+
+def _load_keras(path: Path) -> Artifact:
+    import keras
+
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # noqa: BLE001 - keras raises many kinds for a bad archive
+        raise BadInputError(f"{path}: cannot load the Keras model: {error}") from None
+    shape = model.input_shape
+    size = (shape[1], shape[2]) if shape[1] is not None and shape[2] is not None else None
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(model(x, training=False))
+
+    return Artifact(path, "keras", size, run)
+
+
+def _load_saved_model(path: Path) -> Artifact:
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as error:  # noqa: BLE001
+        raise BadInputError(f"{path}: cannot load the SavedModel: {error}") from None
+    signatures = loaded.signatures
+    name = "serve" if "serve" in signatures else "serving_default"
+    if name not in signatures:
+        raise BadInputError(f"{path}: SavedModel has no 'serve' or 'serving_default' signature.")
+    fn = signatures[name]
+    specs = fn.structured_input_signature[1]
+    if len(specs) != 1:
+        raise BadInputError(f"{path}: signature {name!r} takes {len(specs)} inputs, expected one image batch.")
+    (arg, spec), = specs.items()
+    size = tuple(spec.shape[1:3]) if spec.shape.rank == 4 and None not in spec.shape[1:3] else None
+
+    def run(x: np.ndarray) -> np.ndarray:
+        outputs = fn(**{arg: tf.constant(x, spec.dtype)})
+        value = outputs["predictions"] if "predictions" in outputs else next(iter(outputs.values()))
+        return value.numpy()
+
+    return Artifact(path, "saved_model", size, run)
+
+
+def _load_tflite(path: Path, threads: int | None) -> Artifact:
+    from keras_transfer.export.interpreter import TFLiteRunner
+
+    runner = TFLiteRunner(path, threads=threads)
+    return Artifact(path, "tflite", runner.image_size, runner)
+
+
+def load_artifact(path: str | os.PathLike, *, threads: int | None = None) -> Artifact:
+    """Loads a ``.keras`` file, SavedModel folder, ``.tflite`` file or export folder.
+
+    Example:
+    >>> # model = load_artifact("exports/flowers")   # picks model.keras, else saved_model/, ...
+    >>> # model(np.zeros((1, 224, 224, 3), "float32"))
+    """
+    path = _resolve(Path(path))
+    if path.is_dir():
+        artifact = _load_saved_model(path)
+    elif path.suffix == ".keras":
+        artifact = _load_keras(path)
+    elif path.suffix == ".tflite":
+        artifact = _load_tflite(path, threads)
+    else:
+        raise BadInputError(f"{path}: unknown artifact type (expected .keras, .tflite or a SavedModel folder).")
+    artifact.labels = _find_labels(path)
+    return artifact
+
+
+def predict(
+    artifact_path: str | os.PathLike | Artifact,
+    images: Any,
+    *,
+    top_k: int = 3,
+    labels: Sequence[str] | None = None,
+) -> list[list[tuple[str, float]]]:
+    """Top-k ``(label, score)`` per image, from any artifact, on image files or raw arrays.
+
+    ``images``: a path, a list of paths, an array ``(H, W, 3)`` / ``(N, H, W, 3)`` in [0, 255],
+    or a list of arrays. Files are decoded and everything is resized to the model's input size.
+
+    Example:
+    >>> # predict("exports/flowers", ["rose.jpg"], top_k=2)
+    >>> # [[('rose', 0.93), ('tulip', 0.04)]]
+    """
+    artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(artifact_path)
+    if top_k <= 0:
+        raise BadInputError(f"predict: top_k must be positive, got {top_k}.")
+    batch = to_image_batch(images, artifact.image_size, what="predict images")
+    scores = artifact(batch)
+    scores = scores.reshape(len(batch), -1)
+    names = list(labels) if labels is not None else artifact.labels
+    if names is not None and len(names) != scores.shape[1]:
+        raise BadInputError(
+            f"predict: {len(names)} labels for {scores.shape[1]} outputs of {artifact.path}."
+        )
+    names = names or [str(i) for i in range(scores.shape[1])]
+    k = min(top_k, scores.shape[1])
+    results = []
+    for row in scores:
+        order = np.argsort(-row, kind="stable")[:k]
+        results.append([(names[i], float(row[i])) for i in order])
+    return results

@@ -1,0 +1,122 @@
+"""Checks that exported files compute what the Keras model computes, on the same raw images.
+
+For each TFLite file: max / mean absolute difference of the (dequantized) outputs, top-1
+agreement, the task metric when labels are given, the median ``invoke`` latency per image at
+batch 1, and the file size. The SavedModel's ``serve`` signature is compared the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_transfer.export.interpreter import TFLiteRunner
+
+
+def _labels_to_index(y: np.ndarray, num_classes: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == num_classes and num_classes > 1:
+        return y.argmax(axis=1)
+    return y.reshape(-1).astype("int64")
+
+
+def score(predictions: np.ndarray, labels: np.ndarray | None, task: str) -> dict[str, float]:
+    """The task metric of ``predictions`` against ``labels`` (empty without labels).
+
+    ``single_label``: accuracy (labels are class ids or one-hot); ``multi_label``: binary accuracy
+    at 0.5; ``regression``: mean absolute error.
+
+    Example:
+    >>> score(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]), "single_label")
+    {'accuracy': 0.5}
+    """
+    if labels is None:
+        return {}
+    if task == "regression":
+        return {"mae": float(np.mean(np.abs(predictions - np.asarray(labels).reshape(predictions.shape))))}
+    if task == "multi_label":
+        hits = (predictions >= 0.5) == (np.asarray(labels).reshape(predictions.shape) >= 0.5)
+        return {"binary_accuracy": float(np.mean(hits))}
+    index = _labels_to_index(labels, predictions.shape[-1])
+    return {"accuracy": float(np.mean(predictions.argmax(axis=-1) == index))}
+
+
+def compare(reference: np.ndarray, outputs: np.ndarray, task: str) -> dict[str, float]:
+    """Differences between two output arrays: max/mean abs diff and (for classifiers) top-1 agreement.
+
+    Example:
+    >>> compare(np.array([[0.2, 0.8]]), np.array([[0.3, 0.7]]), "single_label")["top1_agreement"]
+    1.0
+    """
+    diff = np.abs(reference.astype("float64") - outputs.astype("float64"))
+    result = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    if task == "multi_label":
+        result["threshold_agreement"] = float(np.mean((reference >= 0.5) == (outputs >= 0.5)))
+    elif task != "regression" and reference.shape[-1] > 1:
+        result["top1_agreement"] = float(np.mean(reference.argmax(-1) == outputs.argmax(-1)))
+    return result
+
+
+def verify_tflite(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    reference: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    task: str = "single_label",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Runs one TFLite file on ``images`` and compares with ``reference`` (the Keras outputs).
+
+    Example:
+    >>> # verify_tflite("export/model.int8.tflite", x, model.predict(x), labels=y)["top1_agreement"]
+    """
+    runner = TFLiteRunner(path, threads=threads)
+    runner(images[:1])  # warm-up, not timed
+    runner.latencies_ms.clear()
+    outputs = runner(images)
+    result: dict[str, Any] = {
+        "input_dtype": runner.input_dtype.name,
+        "output_dtype": runner.output_dtype.name,
+        **compare(reference, outputs, task),
+        **score(outputs, labels, task),
+        "latency_ms_median": float(np.median(runner.latencies_ms)),
+        "threads": runner.threads,
+        "interpreter": runner.backend,
+        "size_bytes": Path(path).stat().st_size,
+    }
+    return result
+
+
+def verify_saved_model(
+    directory: str | os.PathLike, images: np.ndarray, reference: np.ndarray, *, task: str = "single_label"
+) -> dict[str, Any]:
+    """Reloads a SavedModel and compares its ``serve`` signature with ``reference``.
+
+    Example:
+    >>> # verify_saved_model("export/saved_model", x, model.predict(x))["max_abs_diff"] < 1e-5
+    """
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(directory))
+    outputs = loaded.signatures["serve"](images=tf.constant(images, tf.float32))["predictions"].numpy()
+    return {"signatures": sorted(loaded.signatures.keys()), **compare(reference, outputs, task)}
+
+
+def keras_outputs(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """The model's outputs on raw images, in inference mode, as float32 numpy.
+
+    Example:
+    >>> model = keras.Sequential([keras.Input((2, 2, 3)), keras.layers.Flatten()])
+    >>> keras_outputs(model, np.ones((1, 2, 2, 3))).shape
+    (1, 12)
+    """
+    chunks = [
+        keras.ops.convert_to_numpy(model(images[i : i + batch_size], training=False))
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(chunks).astype("float32")
