@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
+from keras_transfer.backbones.hub import is_hub_backbone
 from keras_transfer.backbones.spec import BackboneSpec, BlockEnd
 
 
@@ -32,17 +33,13 @@ class Block:
         return int(sum(np.prod(w.shape) for layer in self.layers for w in layer.trainable_weights))
 
 
-def _is_hub_backbone(layer) -> bool:
-    return isinstance(layer, keras.Model) and type(layer).__module__.startswith("keras_hub")
-
-
 def _leaf_layers(model: keras.Model) -> list:
     """Layers in graph order; a nested keras-hub backbone is opened up, input layers dropped."""
     leaves = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if _is_hub_backbone(layer):
+        if is_hub_backbone(layer):
             leaves.extend(_leaf_layers(layer))
         else:
             leaves.append(layer)

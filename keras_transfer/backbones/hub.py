@@ -103,6 +103,46 @@ def with_blocks_from(spec: BackboneSpec, backbone: keras.Model) -> BackboneSpec:
     if spec.blocks or spec.source != "keras_hub":
         return spec
     for layer in backbone.layers:
-        if isinstance(layer, keras.Model) and type(layer).__module__.startswith("keras_hub"):
+        if is_hub_backbone(layer):
             return dataclasses.replace(spec, blocks=pyramid_blocks(layer))
     return spec
+
+
+def is_hub_backbone(layer) -> bool:
+    """True for a keras-hub `Backbone` (nested inside our wrapper model)."""
+    return isinstance(layer, keras.Model) and type(layer).__module__.startswith("keras_hub")
+
+
+def _build_efficientnet_lite0(source) -> keras.Model:
+    from keras_transfer.weights import assets
+    from keras_transfer.weights import resolve as wr
+
+    if source.kind == wr.PRESET:
+        return _keras_hub().models.Backbone.from_preset(source.location)
+    return assets.efficientnet_lite0_backbone(pretrained=source.kind in (wr.ASSET, wr.DOWNLOAD))
+
+
+def hub_specs() -> list[BackboneSpec]:
+    """Registered keras-hub backbones with short names (their ImageNet weights ship offline).
+
+    Example:
+    >>> [spec.name for spec in hub_specs()]
+    ['efficientnet_lite0']
+    """
+    from keras_transfer.weights.assets import EFFICIENTNET_LITE0_NORMALIZATION
+
+    return [
+        BackboneSpec(
+            name="efficientnet_lite0",
+            family="efficientnet_lite",
+            source="keras_hub",
+            build=_build_efficientnet_lite0,
+            preprocessing=dict(mode="custom", **EFFICIENTNET_LITE0_NORMALIZATION),
+            # keras-hub names Lite0's layers like keras.applications EfficientNet: same layout.
+            stem_end=BlockEnd(r"^stem_"),
+            blocks=tuple((f"block{i}", BlockEnd(rf"^block{i}[a-z]_")) for i in range(1, 8)),
+            description="EfficientNet-Lite0 (keras-hub); ImageNet weights ship offline "
+            "in the 'assets' extra",
+            has_offline_weights=True,
+        )
+    ]

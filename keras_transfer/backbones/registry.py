@@ -167,7 +167,9 @@ def find_backbone(model: keras.Model) -> tuple[keras.Model, BackboneSpec]:
     candidates = [model] + [layer for layer in model.layers if isinstance(layer, keras.Model)]
     for candidate in candidates:
         spec = _REGISTRY.get(candidate.name)
-        if spec is None and candidate.name.startswith("hub_"):
+        if spec is None and candidate.name.startswith("hub_") and any(
+            hub.is_hub_backbone(layer) for layer in candidate.layers
+        ):
             spec = hub.generic_hub_spec(candidate.name, saved=True)
         if spec is not None:
             return candidate, hub.with_blocks_from(spec, candidate)
@@ -177,5 +179,5 @@ def find_backbone(model: keras.Model) -> tuple[keras.Model, BackboneSpec]:
     )
 
 
-for _spec in application_specs():
+for _spec in application_specs() + hub.hub_specs():
     register_backbone(_spec)

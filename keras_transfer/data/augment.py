@@ -48,7 +48,9 @@ def augmentation(
             raise BadInputError(f"crop is the kept fraction of each side, in (0, 1]; got {crop}.")
         height, width = image_size
         layers.append(
-            keras.layers.RandomCrop(max(1, round(height * crop)), max(1, round(width * crop)), seed=seed)
+            keras.layers.RandomCrop(
+                max(1, round(height * crop)), max(1, round(width * crop)), seed=seed
+            )
         )
         layers.append(keras.layers.Resizing(height, width))
     if rotation:

@@ -20,7 +20,17 @@ from keras_transfer.data.report import LoadReport
 from keras_transfer.errors import BadInputError
 
 IMAGE_EXTENSIONS = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
 )
 RESIZE_MODES = ("stretch", "pad", "crop")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -51,14 +61,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
         has_alpha = "transparency" in image.info
         return to_rgb(image.convert("RGBA" if has_alpha else "RGB"))
     if image.mode.startswith("I") or image.mode == "F":
-        return Image.fromarray(_to_uint8(np.asarray(image)), "L").convert("RGB")
+        return Image.fromarray(scale_to_uint8(np.asarray(image)), "L").convert("RGB")
     if image.mode in _ALPHA_MODES:
         return image.convert("RGBA").convert("RGB")
     return image.convert("RGB")
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """Scales high-bit-depth or float pixels to 0..255."""
+def scale_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Scales high-bit-depth or float pixels to uint8 0..255 (16-bit: / 257; floats <= 1: * 255).
+
+    Example:
+    >>> scale_to_uint8(np.array([0, 32896, 65535], np.uint16)).tolist()
+    [0, 128, 255]
+    """
     is_float = values.dtype.kind == "f"
     values = np.nan_to_num(values.astype(np.float64))
     if is_float and values.size and values.max() <= 1.0:
@@ -68,8 +83,10 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(values), 0, 255).astype(np.uint8)
 
 
-def resize_pil(image: Image.Image, size: tuple[int, int], resize_mode: str = "stretch") -> Image.Image:
-    """Resizes to ``size`` = (height, width): stretch, letterbox ("pad", black bars) or center "crop".
+def resize_pil(
+    image: Image.Image, size: tuple[int, int], resize_mode: str = "stretch"
+) -> Image.Image:
+    """Resizes to ``size`` = (height, width): stretch, letterbox ("pad", black bars) or "crop".
 
     Example:
     >>> resize_pil(Image.new("RGB", (100, 50)), (32, 32), "pad").size
@@ -114,9 +131,13 @@ def load_image(
                 image = resize_pil(image, tuple(image_size), resize_mode)
             pixels = np.asarray(image, dtype=np.uint8)
     except UnidentifiedImageError:
-        raise BadInputError(f"{path}: not an image PIL can read (unknown format or corrupt header)")
+        raise BadInputError(
+            f"{path}: not an image PIL can read (unknown format or corrupt header)"
+        ) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as error:
-        raise BadInputError(f"{path}: cannot decode image ({type(error).__name__}: {error})")
+        raise BadInputError(
+            f"{path}: cannot decode image ({type(error).__name__}: {error})"
+        ) from error
     return pixels
 
 
@@ -175,7 +196,7 @@ def decode_images(
         try:
             pixels = load_image(path, image_size, resize_mode)
         except BadInputError as error:
-            return str(error)[len(path) + 2:]  # the reason without the "path: " prefix
+            return str(error)[len(path) + 2 :]  # the reason without the "path: " prefix
         return pixels if keep_pixels else np.zeros(0, np.uint8)
 
     workers = workers or min(8, (os.cpu_count() or 1) + 2)  # PIL releases the GIL while decoding

@@ -1,4 +1,4 @@
-"""tf.data pipelines for images: resize, cache, shuffle, batch, float RGB, augment, mix, prefetch."""
+"""tf.data pipelines for images: resize, cache, shuffle, batch, to RGB, augment, mix, prefetch."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class PipelineOptions:
             raise BadInputError(f"batch_size must be >= 1; got {self.batch_size}.")
 
     def label_format(self, multi_label: bool) -> str:
-        """"multi_hot", "one_hot" (when mixing) or "int" class ids.
+        """ "multi_hot", "one_hot" (when mixing) or "int" class ids.
 
         Example:
         >>> PipelineOptions(mixup=0.2).label_format(multi_label=False)
@@ -71,14 +71,17 @@ def resize_image(image: tf.Tensor, size: Sequence[int], resize_mode: str = "stre
     if resize_mode == "crop":
         shape = tf.cast(tf.shape(image)[-3:-1], tf.float32)
         scale = tf.maximum(height / shape[0], width / shape[1])
-        crop = tf.cast(tf.minimum(shape, tf.round(tf.constant([height, width], tf.float32) / scale)), tf.int32)
+        crop = tf.cast(
+            tf.minimum(shape, tf.round(tf.constant([height, width], tf.float32) / scale)), tf.int32
+        )
         offset = (tf.cast(shape, tf.int32) - crop) // 2
         image = tf.image.crop_to_bounding_box(image, offset[0], offset[1], crop[0], crop[1])
     return tf.image.resize(image, (height, width), antialias=True)
 
 
-def resize_uint8(images: np.ndarray, size: Sequence[int], resize_mode: str = "stretch",
-                 chunk: int = 256) -> np.ndarray:
+def resize_uint8(
+    images: np.ndarray, size: Sequence[int], resize_mode: str = "stretch", chunk: int = 256
+) -> np.ndarray:
     """Resizes a uint8 (N, H, W, C) array eagerly, in chunks, exactly as the pipelines do.
 
     Example:
@@ -86,7 +89,7 @@ def resize_uint8(images: np.ndarray, size: Sequence[int], resize_mode: str = "st
     (3, 16, 16, 1)
     """
     parts = [
-        _round_uint8(resize_image(images[start:start + chunk], size, resize_mode)).numpy()
+        _round_uint8(resize_image(images[start : start + chunk], size, resize_mode)).numpy()
         for start in range(0, len(images), chunk)
     ]
     if not parts:
@@ -178,7 +181,7 @@ def examples_from_arrays(images: np.ndarray, labels: np.ndarray) -> tf.data.Data
 
     Example:
     >>> ds = examples_from_arrays(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]))
-    >>> ds.cardinality().numpy()
+    >>> int(ds.cardinality())
     2
     """
     return tf.data.Dataset.from_tensor_slices((images, labels))
@@ -187,7 +190,7 @@ def examples_from_arrays(images: np.ndarray, labels: np.ndarray) -> tf.data.Data
 def examples_from_paths(
     paths: Sequence[str], labels: np.ndarray, image_size: tuple[int, int], resize_mode: str
 ) -> tf.data.Dataset:
-    """Unbatched examples decoded lazily by PIL; only pass paths already validated by `decode_images`.
+    """Unbatched examples decoded lazily by PIL; pass only paths validated by `decode_images`.
 
     Example:
     >>> import tempfile, pathlib

@@ -1,4 +1,4 @@
-"""Reading labelled tables (CSV / TSV / JSONL / JSON list) row by row, with ``file:line`` positions."""
+"""Reading labelled tables (CSV, TSV, JSONL, JSON list) row by row with ``file:line`` positions."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 @dataclass(frozen=True)
 class Row:
-    """One table row: ``where`` is ``"file:line"``; ``problem`` is set when the row is unreadable."""
+    """A table row: ``where`` is ``"file:line"``; ``problem`` is set when it is unreadable."""
 
     where: str
     values: dict[str, Any]
@@ -90,7 +90,8 @@ def _read_json_rows(path: Path, encoding_errors: str) -> list[Row]:
         except json.JSONDecodeError as error:
             raise BadInputError(f"{path}:{error.lineno}: invalid JSON ({error.msg}).") from error
         return [
-            Row(f"{path}:item {i}", r) if isinstance(r, dict)
+            Row(f"{path}:item {i}", r)
+            if isinstance(r, dict)
             else Row(f"{path}:item {i}", {}, "not a JSON object")
             for i, r in enumerate(records)
         ]

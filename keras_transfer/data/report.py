@@ -37,10 +37,10 @@ class LoadReport:
         """Records a bad item (a path, or ``file:line`` for a table row); raises if strict.
 
         Example:
-        >>> LoadReport("x", strict=True).skip("a.jpg", "empty file")
+        >>> LoadReport("x", strict=True).skip("a.jpg", "empty file")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        keras_transfer.errors.BadInputError: a.jpg: empty file (strict=True stops at the first bad item; pass strict=False to skip bad items and list them in the load report).
+        keras_transfer.errors.BadInputError: a.jpg: empty file (strict=True stops at the first ...
         """
         if self.strict:
             raise BadInputError(
@@ -87,7 +87,9 @@ class LoadReport:
         if self.split_counts:
             lines.append("  splits: " + ", ".join(f"{k}={v}" for k, v in self.split_counts.items()))
         if self.class_counts:
-            lines.append("  classes: " + ", ".join(f"{k}={v}" for k, v in self.class_counts.items()))
+            lines.append(
+                "  classes: " + ", ".join(f"{k}={v}" for k, v in self.class_counts.items())
+            )
         for note in self.notes:
             lines.append(f"  note: {note}")
         for item, reason in self.skipped[:max_listed]:

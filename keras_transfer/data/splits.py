@@ -1,4 +1,4 @@
-"""Stratified, seeded train/validation/test splits and balanced class weights (used by every source)."""
+"""Stratified, seeded train/validation/test splits and balanced class weights, for every source."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ DEFAULT_SEED = 1337
 def stratified_holdout(
     strata: Sequence[Hashable], fraction: float, seed: int = DEFAULT_SEED
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Splits ``range(len(strata))`` into (kept, held_out) with each stratum held out proportionally.
+    """Splits ``range(len(strata))`` into (kept, held_out), holding out each stratum in proportion.
 
     ``held_out`` has exactly ``round(len(strata) * fraction)`` items and every stratum gives
     floor or ceil of its proportional share. The same strata and seed always give the same split.
@@ -73,7 +73,7 @@ def split_indices(
 
 
 def stratum_keys(labels: np.ndarray) -> list[Hashable]:
-    """Hashable per-example keys to stratify on: the class id, or the label set for multi-hot labels.
+    """Per-example keys to stratify on: the class id, or the label set for multi-hot labels.
 
     Example:
     >>> stratum_keys(np.array([[1, 0, 1], [0, 1, 0]], dtype="float32"))
@@ -98,5 +98,6 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     counts = np.bincount(labels, minlength=num_classes)
     total = float(len(labels))
     return {
-        c: (total / (num_classes * int(counts[c])) if counts[c] else 1.0) for c in range(num_classes)
+        c: (total / (num_classes * int(counts[c])) if counts[c] else 1.0)
+        for c in range(num_classes)
     }

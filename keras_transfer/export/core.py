@@ -149,13 +149,17 @@ def export(
             raise BadInputError("export: labels must not contain newlines.")
         num_outputs = description["output"]["shape"][-1]
         if num_outputs is not None and len(labels) != num_outputs:
-            raise BadInputError(f"export: {len(labels)} labels for a model with {num_outputs} outputs.")
+            raise BadInputError(
+                f"export: {len(labels)} labels for a model with {num_outputs} outputs."
+            )
     user_metadata = json.loads(json.dumps(metadata or {}, default=_json_default))
     threads = threads or default_threads()
 
     # Everything that can fail on bad input is read before anything is written.
     if verify_data is not None:
-        x_verify, y_verify = images.collect_samples(verify_data, num_verify, size, what="verify_data")
+        x_verify, y_verify = images.collect_samples(
+            verify_data, num_verify, size, what="verify_data"
+        )
         data_source = "verify_data"
     else:
         rng = np.random.default_rng(0)
@@ -194,6 +198,8 @@ def export(
     }
 
     directory = Path(directory)
+    if directory.exists() and not overwrite:
+        raise FileExistsError(f"{directory} already exists (pass overwrite=True to replace it).")
     with atomic_directory(directory, overwrite=overwrite) as tmp:
         _make_world_readable(tmp)
         files: dict[str, dict[str, Any]] = info["files"]
@@ -202,7 +208,7 @@ def export(
                 write_keras(model, tmp / KERAS_FILE)
             files[KERAS_FILE] = {"format": "keras"}
         if "saved_model" in formats:
-            with step(f"writing {SAVED_MODEL_DIR}/ (signatures serve, serve_bytes)", verbose=verbose):
+            with step(f"writing {SAVED_MODEL_DIR}/ (serve, serve_bytes)", verbose=verbose):
                 saved_model.write_saved_model(model, tmp / SAVED_MODEL_DIR, size)
             files[SAVED_MODEL_DIR] = {
                 "format": "saved_model",
@@ -211,7 +217,9 @@ def export(
         if quantization:
             source_dir = tmp / ".tflite_source"
             with step("tracing the batch-1 graph for TFLite", verbose=verbose):
-                saved_model.write_saved_model(model, source_dir, size, batch_size=1, with_bytes=False)
+                saved_model.write_saved_model(
+                    model, source_dir, size, batch_size=1, with_bytes=False
+                )
             for flavour in quantization:
                 name = tflite.tflite_filename(flavour)
                 with step(f"converting {name}", verbose=verbose):
@@ -274,7 +282,9 @@ def _verify(
         reference = verify.keras_outputs(model, x)
         result["keras"] = verify.score(reference, y, task)
         if SAVED_MODEL_DIR in files:
-            result["saved_model"] = verify.verify_saved_model(folder / SAVED_MODEL_DIR, x, reference, task=task)
+            result["saved_model"] = verify.verify_saved_model(
+                folder / SAVED_MODEL_DIR, x, reference, task=task
+            )
         result["tflite"] = {
             name: {"quantization": entry["quantization"], **verify.verify_tflite(
                 folder / name, x, reference, labels=y, task=task, threads=threads

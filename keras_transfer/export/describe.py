@@ -66,7 +66,9 @@ def describe_normalization(layer: ImagePreprocessing | None) -> dict[str, Any] |
     info: dict[str, Any] = {"mode": layer.mode, "inside_model": True}
     if layer.mode in _PIXEL_SPACE:
         mean, std, text = _PIXEL_SPACE[layer.mode]
-        info.update(mean=[round(v, 6) for v in mean], std=[round(v, 6) for v in std], description=text)
+        info.update(
+            mean=[round(v, 6) for v in mean], std=[round(v, 6) for v in std], description=text
+        )
         if layer.mode == "caffe":
             info["channel_order_after"] = "BGR"
     else:  # custom: x * scale + offset, then (x - mean) / std
@@ -77,7 +79,9 @@ def describe_normalization(layer: ImagePreprocessing | None) -> dict[str, Any] |
             offset=layer.offset,
             mean=[round((m - layer.offset) / layer.scale, 6) for m in mean],
             std=[round(s / layer.scale, 6) for s in std],
-            description=f"x * {layer.scale} + {layer.offset}, then (x - {list(mean)}) / {list(std)}",
+            description=(
+                f"x * {layer.scale} + {layer.offset}, then (x - {list(mean)}) / {list(std)}"
+            ),
         )
     return info
 
@@ -92,7 +96,9 @@ def image_size(model: keras.Model) -> tuple[int, int]:
     shape = model.input_shape
     if isinstance(shape, list):
         if len(shape) != 1:
-            raise BadInputError(f"export: the model must take one image input, it takes {len(shape)}.")
+            raise BadInputError(
+                f"export: the model must take one image input, it takes {len(shape)}."
+            )
         shape = shape[0]
     if len(shape) != 4 or shape[-1] != 3:
         raise BadInputError(f"export: the model input must be (None, H, W, 3) images, got {shape}.")

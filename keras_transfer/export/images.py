@@ -19,7 +19,7 @@ PathLike = str | os.PathLike
 
 
 def decode_image_bytes(data: bytes, size: tuple[int, int], *, name: str = "<bytes>") -> np.ndarray:
-    """Decodes one JPEG/PNG/BMP/GIF and resizes it to ``size`` → float32 ``(H, W, 3)`` in [0, 255].
+    """Decodes one JPEG/PNG/BMP/GIF, resized to ``size`` → float32 ``(H, W, 3)`` in [0, 255].
 
     Example:
     >>> import io, PIL.Image
@@ -50,7 +50,8 @@ def read_image(path: PathLike, size: tuple[int, int]) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise BadInputError(f"{path}: cannot read image file ({error.strerror or error}).") from None
+        reason = error.strerror or error
+        raise BadInputError(f"{path}: cannot read image file ({reason}).") from None
     return decode_image_bytes(data, size, name=str(path))
 
 
@@ -62,7 +63,9 @@ def _resize_batch(images: np.ndarray, size: tuple[int, int] | None) -> np.ndarra
     return tf.image.resize(images, size, method="bilinear").numpy()
 
 
-def to_image_batch(images: Any, size: tuple[int, int] | None = None, *, what: str = "images") -> np.ndarray:
+def to_image_batch(
+    images: Any, size: tuple[int, int] | None = None, *, what: str = "images"
+) -> np.ndarray:
     """Converts paths, one image, a batch or a list of images to float32 ``(N, H, W, 3)``.
 
     Images whose size differs from ``size`` are resized (bilinear); file paths are decoded.
@@ -80,8 +83,9 @@ def to_image_batch(images: Any, size: tuple[int, int] | None = None, *, what: st
             if size is None:
                 raise BadInputError(f"{what}: decoding files needs the model's input size.")
             return np.stack([read_image(item, size) for item in images]).astype("float32")
-        batch = [to_image_batch(item, size, what=what) for item in images]
-        return np.concatenate(batch, axis=0)
+        if all(isinstance(item, np.ndarray) or hasattr(item, "numpy") for item in images):
+            batch = [to_image_batch(np.asarray(item), size, what=what) for item in images]
+            return np.concatenate(batch, axis=0)
     array = np.asarray(images)
     if array.ndim == 3:
         array = array[None]
@@ -98,7 +102,9 @@ def _split_element(element: Any) -> tuple[Any, Any]:
         x = element.get("image", element.get("images"))
         y = element.get("label", element.get("labels"))
         if x is None:
-            raise BadInputError(f"dataset element dict needs an 'image' key, got {sorted(element)}.")
+            raise BadInputError(
+                f"dataset element dict needs an 'image' key, got {sorted(element)}."
+            )
         return x, y
     if isinstance(element, tuple) and 1 <= len(element) <= 3:
         return element[0], element[1] if len(element) > 1 else None
@@ -120,10 +126,15 @@ def collect_samples(
     """
     if limit <= 0:
         raise BadInputError(f"{what}: the number of samples must be positive, got {limit}.")
-    if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[0]) == 4:
-        x = to_image_batch(np.asarray(data[0])[:limit], size, what=what)
-        y = np.asarray(data[1])[:limit]
-        return x, y
+    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], (str, os.PathLike)):
+        first = data[0]
+        is_paths = bool(
+            isinstance(first, (list, tuple)) and first and isinstance(first[0], (str, os.PathLike))
+        )
+        if is_paths or np.ndim(first) == 4:
+            head = list(first[:limit]) if is_paths else np.asarray(first)[:limit]
+            x = to_image_batch(head, size, what=what)
+            return x, np.asarray(data[1])[:limit]
     if isinstance(data, (np.ndarray, str, os.PathLike)) or (
         isinstance(data, (list, tuple)) and data and isinstance(data[0], (str, os.PathLike))
     ):
@@ -151,7 +162,9 @@ def collect_samples(
     count = 0
     for element in elements:
         x, y = _split_element(element)
-        x = to_image_batch(np.asarray(x) if not isinstance(x, (str, os.PathLike)) else x, size, what=what)
+        if not isinstance(x, (str, os.PathLike)):
+            x = np.asarray(x)
+        x = to_image_batch(x, size, what=what)
         xs.append(x)
         if y is not None:
             y = np.asarray(y)

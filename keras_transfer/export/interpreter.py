@@ -95,7 +95,9 @@ class TFLiteRunner:
                 self.interpreter = interpreter_cls(**kwargs)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise BadInputError(f"{self.path or '<bytes>'}: not a loadable TFLite model: {error}") from None
+            raise BadInputError(
+                f"{self.path or '<bytes>'}: not a loadable TFLite model: {error}"
+            ) from None
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -140,7 +142,8 @@ class TFLiteRunner:
         batch_size = int(self.input["shape"][0])
         dynamic = int(self.input.get("shape_signature", self.input["shape"])[0]) == -1
         if dynamic and batch_size != len(images):
-            self.interpreter.resize_tensor_input(self.input["index"], [len(images), *self.input["shape"][1:]])
+            new_shape = [len(images), *self.input["shape"][1:]]
+            self.interpreter.resize_tensor_input(self.input["index"], new_shape)
             self.interpreter.allocate_tensors()
             self.input = self.interpreter.get_input_details()[0]
             self.output = self.interpreter.get_output_details()[0]
@@ -150,7 +153,8 @@ class TFLiteRunner:
             chunk = images[start : start + batch_size]
             if len(chunk) != batch_size:
                 raise BadInputError(
-                    f"{self.path or '<bytes>'}: model takes batches of {batch_size}, got {len(chunk)}."
+                    f"{self.path or '<bytes>'}: model takes batches of {batch_size}, "
+                    f"got {len(chunk)}."
                 )
             self.interpreter.set_tensor(self.input["index"], self._prepare(chunk))
             begin = time.perf_counter()

@@ -113,7 +113,9 @@ def _load_saved_model(path: Path) -> Artifact:
     fn = signatures[name]
     specs = fn.structured_input_signature[1]
     if len(specs) != 1:
-        raise BadInputError(f"{path}: signature {name!r} takes {len(specs)} inputs, expected one image batch.")
+        raise BadInputError(
+            f"{path}: signature {name!r} takes {len(specs)} inputs, expected one image batch."
+        )
     (arg, spec), = specs.items()
     size = tuple(spec.shape[1:3]) if spec.shape.rank == 4 and None not in spec.shape[1:3] else None
 
@@ -147,7 +149,9 @@ def load_artifact(path: str | os.PathLike, *, threads: int | None = None) -> Art
     elif path.suffix == ".tflite":
         artifact = _load_tflite(path, threads)
     else:
-        raise BadInputError(f"{path}: unknown artifact type (expected .keras, .tflite or a SavedModel folder).")
+        raise BadInputError(
+            f"{path}: unknown artifact type (expected .keras, .tflite or a SavedModel folder)."
+        )
     artifact.labels = _find_labels(path)
     return artifact
 
@@ -168,7 +172,10 @@ def predict(
     >>> # predict("exports/flowers", ["rose.jpg"], top_k=2)
     >>> # [[('rose', 0.93), ('tulip', 0.04)]]
     """
-    artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(artifact_path)
+    if isinstance(artifact_path, Artifact):
+        artifact = artifact_path
+    else:
+        artifact = load_artifact(artifact_path)
     if top_k <= 0:
         raise BadInputError(f"predict: top_k must be positive, got {top_k}.")
     batch = to_image_batch(images, artifact.image_size, what="predict images")

@@ -36,7 +36,11 @@ def decode_and_resize(image_bytes: tf.Tensor, size: tuple[int, int]) -> tf.Tenso
 
 
 def build_archive(
-    model: keras.Model, size: tuple[int, int], *, batch_size: int | None = None, with_bytes: bool = True
+    model: keras.Model,
+    size: tuple[int, int],
+    *,
+    batch_size: int | None = None,
+    with_bytes: bool = True,
 ) -> keras.export.ExportArchive:
     """An `ExportArchive` tracking ``model`` with the ``serve`` (and ``serve_bytes``) endpoints.
 
@@ -56,7 +60,9 @@ def build_archive(
     archive.add_endpoint(
         "serve",
         serve,
-        input_signature=[tf.TensorSpec((batch_size, size[0], size[1], 3), tf.float32, name="images")],
+        input_signature=[
+            tf.TensorSpec((batch_size, size[0], size[1], 3), tf.float32, name="images")
+        ],
     )
     if with_bytes:
         archive.add_endpoint(
@@ -68,7 +74,11 @@ def build_archive(
 
 
 def write_saved_model(
-    model: keras.Model, directory: str | os.PathLike, size: tuple[int, int], *, batch_size: int | None = None,
+    model: keras.Model,
+    directory: str | os.PathLike,
+    size: tuple[int, int],
+    *,
+    batch_size: int | None = None,
     with_bytes: bool = True,
 ) -> None:
     """Writes ``model`` as a SavedModel with the ``serve`` / ``serve_bytes`` signatures.

@@ -75,7 +75,8 @@ def convert_saved_model(
     Example:
     >>> import tempfile, keras
     >>> from keras_transfer.export.saved_model import write_saved_model
-    >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    >>> model = keras.Sequential(
+    ...     [keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
     >>> path = tempfile.mkdtemp() + "/sm"
     >>> write_saved_model(model, path, (4, 4), batch_size=1, with_bytes=False)
     >>> convert_saved_model(path)[4:8]
@@ -86,7 +87,9 @@ def convert_saved_model(
     tflite_filename(quantization)
     if int8_io not in INT8_IO:
         raise BadInputError(f"int8_io={int8_io!r} is not one of {INT8_IO}.")
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serve"])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model_dir), signature_keys=["serve"]
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -104,7 +107,9 @@ def convert_saved_model(
     return bytes(converter.convert())
 
 
-def embed_metadata(model_bytes: bytes, metadata: dict[str, Any], *, name: str = METADATA_NAME) -> bytes:
+def embed_metadata(
+    model_bytes: bytes, metadata: dict[str, Any], *, name: str = METADATA_NAME
+) -> bytes:
     """Returns ``model_bytes`` with ``metadata`` (JSON) added as a named flatbuffer metadata entry.
 
     An entry of the same name is replaced. The model's tensors and ops are untouched.
@@ -134,7 +139,9 @@ def _entry_name(entry) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def read_embedded_metadata(model: bytes | str | os.PathLike, *, name: str = METADATA_NAME) -> dict | None:
+def read_embedded_metadata(
+    model: bytes | str | os.PathLike, *, name: str = METADATA_NAME
+) -> dict | None:
     """The JSON metadata `embed_metadata` put in a TFLite model (bytes or file path), or None.
 
     Example:

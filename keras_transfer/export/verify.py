@@ -37,7 +37,8 @@ def score(predictions: np.ndarray, labels: np.ndarray | None, task: str) -> dict
     if labels is None:
         return {}
     if task == "regression":
-        return {"mae": float(np.mean(np.abs(predictions - np.asarray(labels).reshape(predictions.shape))))}
+        target = np.asarray(labels).reshape(predictions.shape)
+        return {"mae": float(np.mean(np.abs(predictions - target)))}
     if task == "multi_label":
         hits = (predictions >= 0.5) == (np.asarray(labels).reshape(predictions.shape) >= 0.5)
         return {"binary_accuracy": float(np.mean(hits))}
@@ -46,7 +47,7 @@ def score(predictions: np.ndarray, labels: np.ndarray | None, task: str) -> dict
 
 
 def compare(reference: np.ndarray, outputs: np.ndarray, task: str) -> dict[str, float]:
-    """Differences between two output arrays: max/mean abs diff and (for classifiers) top-1 agreement.
+    """Differences of two output arrays: max/mean abs diff and (classifiers) top-1 agreement.
 
     Example:
     >>> compare(np.array([[0.2, 0.8]]), np.array([[0.3, 0.7]]), "single_label")["top1_agreement"]
@@ -93,7 +94,11 @@ def verify_tflite(
 
 
 def verify_saved_model(
-    directory: str | os.PathLike, images: np.ndarray, reference: np.ndarray, *, task: str = "single_label"
+    directory: str | os.PathLike,
+    images: np.ndarray,
+    reference: np.ndarray,
+    *,
+    task: str = "single_label",
 ) -> dict[str, Any]:
     """Reloads a SavedModel and compares its ``serve`` signature with ``reference``.
 
@@ -103,7 +108,8 @@ def verify_saved_model(
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(directory))
-    outputs = loaded.signatures["serve"](images=tf.constant(images, tf.float32))["predictions"].numpy()
+    outputs = loaded.signatures["serve"](images=tf.constant(images, tf.float32))["predictions"]
+    outputs = outputs.numpy()
     return {"signatures": sorted(loaded.signatures.keys()), **compare(reference, outputs, task)}
 
 

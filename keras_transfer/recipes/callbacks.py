@@ -1,0 +1,63 @@
+"""The callbacks every recipe turns on by default; each one can be switched off."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+
+
+def default_callbacks(
+    run_dir: str | Path | None,
+    *,
+    monitor: str = "val_loss",
+    tensorboard: bool = True,
+    checkpoint: bool = True,
+    early_stopping: int | None = 5,
+    backup: bool = True,
+    terminate_on_nan: bool = True,
+) -> list[keras.callbacks.Callback]:
+    """TensorBoard logs, best-model checkpoint, early stopping, BackupAndRestore, TerminateOnNaN.
+
+    Everything is written under `run_dir` (``tensorboard/``, ``best.keras``, ``backup/``);
+    with `run_dir=None` only the in-memory callbacks are returned. ``BackupAndRestore`` makes a
+    killed run resume from its last completed epoch when started again with the same `run_dir`.
+
+    Example:
+    >>> [type(c).__name__ for c in default_callbacks(None)]
+    ['EarlyStopping', 'TerminateOnNaN']
+    """
+    callbacks: list[keras.callbacks.Callback] = []
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+        if checkpoint:
+            callbacks.append(keras.callbacks.ModelCheckpoint(
+                str(run_dir / "best.keras"), monitor=monitor, save_best_only=True))
+        if backup:
+            callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
+    if early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=early_stopping, restore_best_weights=True))
+    if terminate_on_nan:
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+    return callbacks
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time of each epoch in `logs["epoch_seconds"]` (and `self.seconds`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        if logs is not None:
+            logs["epoch_seconds"] = self.seconds[-1]

@@ -1,0 +1,170 @@
+"""Transfer recipes: feature extraction on cached features, and staged fine-tuning."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_transfer.backbones import freeze, unfreeze
+from keras_transfer.recipes.callbacks import EpochTimer, default_callbacks
+from keras_transfer.recipes.features import extract_features, split_at
+
+
+@dataclasses.dataclass
+class RecipeHistory:
+    """Per-epoch metrics of every stage, in order: ``stages[i] = (name, history_dict)``."""
+
+    stages: list[tuple[str, dict[str, list[float]]]] = dataclasses.field(default_factory=list)
+
+    def add(self, name: str, history: keras.callbacks.History | dict) -> None:
+        logs = history.history if hasattr(history, "history") else history
+        self.stages.append((name, {k: [float(v) for v in vals] for k, vals in logs.items()}))
+
+    def as_dict(self) -> dict:
+        return {name: logs for name, logs in self.stages}
+
+    def series(self, metric: str) -> list[float]:
+        """One metric over all stages, concatenated (e.g. for a learning-curve plot)."""
+        return [v for _, logs in self.stages for v in logs.get(metric, [])]
+
+
+def _loss_and_metrics(model: keras.Model) -> tuple[str, list[str]]:
+    activation = model.get_layer("predictions").activation.__name__
+    if activation == "softmax":
+        return "sparse_categorical_crossentropy", ["accuracy"]
+    if activation == "sigmoid":
+        return "binary_crossentropy", ["binary_accuracy"]
+    return "mse", ["mae"]
+
+
+def feature_extraction(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset | None = None,
+    *,
+    epochs: int = 30,
+    learning_rate: float = 1e-3,
+    batch_size: int = 64,
+    passes: int = 1,
+    cache: str | None = "memory",
+    class_weight: dict | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+) -> RecipeHistory:
+    """Trains only the head, on backbone features computed once (the backbone stays frozen).
+
+    The model is trained in place and comes back whole (backbone + trained head), ready to
+    evaluate and export. `passes` > 1 caches several augmented copies of the training set when
+    its pipeline augments (caching otherwise freezes one augmentation per image).
+
+    Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> from keras_transfer import build_image_classifier
+    >>> model = build_image_classifier("mobilenet_v2", num_classes=2, weights=None,
+    ...                                input_shape=(32, 32, 3))
+    >>> data = tf.data.Dataset.from_tensor_slices(
+    ...     (np.random.uniform(0, 255, (8, 32, 32, 3)), np.arange(8) % 2)).batch(4)
+    >>> history = feature_extraction(model, data, epochs=2, verbose=0)
+    >>> len(history.series("loss"))
+    2
+    """
+    freeze(model)
+    features, head = split_at(model)
+    x, y = extract_features(features, train, passes=passes, cache=cache, description="train features")
+    val = None
+    if validation is not None:
+        val = extract_features(features, validation, cache=cache, description="validation features")
+    loss, metrics = _loss_and_metrics(model)
+    head.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    timer = EpochTimer()
+    history = head.fit(
+        x, y, batch_size=batch_size, epochs=epochs, validation_data=val, shuffle=True,
+        class_weight=class_weight, callbacks=[timer, *callbacks], verbose=verbose,
+    )
+    result = RecipeHistory()
+    result.add("feature_extraction", history)
+    _recompile(model, learning_rate)
+    return result
+
+
+def _recompile(model: keras.Model, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
+    loss, metrics = _loss_and_metrics(model)
+    model.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+
+
+def fine_tune(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset | None = None,
+    *,
+    head_epochs: int = 20,
+    epochs: int = 5,
+    unfreeze_blocks: int | None = 3,
+    learning_rate: float = 1e-3,
+    fine_tune_learning_rate: float = 1e-4,
+    train_batchnorm: bool = False,
+    head_on_cached_features: bool = True,
+    class_weight: dict | None = None,
+    run_dir: str | Path | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    verbose: int | str = "auto",
+) -> RecipeHistory:
+    """Staged fine-tuning: train the head on a frozen backbone, then unfreeze the last blocks.
+
+    Stage 1 trains the head (on cached features by default: seconds, not minutes). Stage 2
+    unfreezes the last `unfreeze_blocks` named blocks (None: all) and trains them with the head
+    at `fine_tune_learning_rate`, decayed by a cosine schedule; BatchNorm stays in inference
+    mode. Starting stage 2 from a trained head keeps large random-head gradients from wrecking
+    the pretrained features (the keras.io guide's and fastai's `fine_tune` advice).
+
+    Args:
+        callbacks: stage-2 callbacks; None means `default_callbacks(run_dir)` (TensorBoard,
+            checkpoint, early stopping, BackupAndRestore, TerminateOnNaN).
+
+    Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> from keras_transfer import build_image_classifier
+    >>> model = build_image_classifier("mobilenet_v2", num_classes=2, weights=None,
+    ...                                input_shape=(32, 32, 3))
+    >>> data = tf.data.Dataset.from_tensor_slices(
+    ...     (np.random.uniform(0, 255, (8, 32, 32, 3)), np.arange(8) % 2)).batch(4)
+    >>> history = fine_tune(model, data, head_epochs=1, epochs=1, verbose=0)
+    >>> [name for name, _ in history.stages]
+    ['head', 'fine_tune']
+    """
+    result = RecipeHistory()
+    if head_epochs:
+        if head_on_cached_features:
+            stage1 = feature_extraction(
+                model, train, validation, epochs=head_epochs, learning_rate=learning_rate,
+                class_weight=class_weight, verbose=verbose)
+            result.add("head", stage1.stages[0][1])
+        else:
+            freeze(model)
+            _recompile(model, learning_rate)
+            result.add("head", model.fit(train, validation_data=validation, epochs=head_epochs,
+                                         class_weight=class_weight, verbose=verbose))
+    if epochs:
+        unfreeze(model, last=unfreeze_blocks, train_batchnorm=train_batchnorm)
+        steps = _steps_per_epoch(train)
+        schedule = (keras.optimizers.schedules.CosineDecay(fine_tune_learning_rate, steps * epochs)
+                    if steps else fine_tune_learning_rate)
+        _recompile(model, schedule)
+        if callbacks is None:
+            callbacks = default_callbacks(run_dir, monitor="val_loss" if validation is not None
+                                          else "loss")
+        history = model.fit(train, validation_data=validation, epochs=epochs,
+                            class_weight=class_weight, callbacks=[EpochTimer(), *callbacks],
+                            verbose=verbose)
+        result.add("fine_tune", history)
+    return result
+
+
+def _steps_per_epoch(dataset: tf.data.Dataset) -> int | None:
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality > 0 else None

@@ -1,0 +1,33 @@
+"""Shared test settings: quiet TensorFlow, fixed seeds, an isolated cache."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty Keras cache, whatever machine the tests run on."""
+    import socket
+
+    from keras.src.backend import config
+
+    def refuse(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
+    monkeypatch.setenv("KAGGLE_USERNAME", "")
+    return tmp_path
