@@ -52,7 +52,8 @@ def from_folder(
     usable image are dropped and reported. Splits are stratified fractions (see `split_indices`);
     ``augment``/``mixup``/``cutmix`` apply to the train split only (see `PipelineOptions`).
     ``keep_in_memory`` (default: if under 1 GiB) keeps the decoded pixels instead of decoding
-    again in tf.data.
+    again in tf.data; for datasets larger than memory pass ``cache="/fast/disk/prefix"`` (a
+    file cache per split) or ``cache=False`` too, since ``cache=True`` keeps them in memory.
 
     Example:
     >>> import tempfile, pathlib
