@@ -95,7 +95,9 @@ def test_family_freeze_fit_save_reload(name, tmp_path):
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
-    assert paths(loaded.trainable_weights) == trainable
+    # Variable paths of nested layers can differ after loading: compare by position.
+    trainable_mask = lambda m: [id(w) in {id(t) for t in m.trainable_weights} for w in m.weights]  # noqa: E731
+    assert trainable_mask(loaded) == trainable_mask(model)
     assert [b.name for b in kt.blocks_of(loaded)] == names
 
 

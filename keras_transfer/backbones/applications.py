@@ -147,8 +147,8 @@ MODELS: dict[str, tuple[str, str, int]] = {
     "efficientnet_v2_m": ("EfficientNetV2M", "efficientnet_v2", 480),
     "efficientnet_v2_l": ("EfficientNetV2L", "efficientnet_v2", 480),
     **{
-        f"convnext_{size}": (f"ConvNeXt{size.capitalize()}", "convnext", 224)
-        for size in ("tiny", "small", "base", "large", "xlarge")
+        f"convnext_{size.lower()}": (f"ConvNeXt{size}", "convnext", 224)
+        for size in ("Tiny", "Small", "Base", "Large", "XLarge")
     },
     "nasnet_mobile": ("NASNetMobile", "nasnet", 224),
     "nasnet_large": ("NASNetLarge", "nasnet", 331),
