@@ -33,6 +33,7 @@ from keras_transfer.errors import (
 )
 from keras_transfer.heads import build_image_classifier
 from keras_transfer.layers import ImagePreprocessing
+from keras_transfer.recipes import discriminative as _discriminative  # noqa: F401 - registers the optimizer for load_model
 
 __version__ = "0.1.0"
 

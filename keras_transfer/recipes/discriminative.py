@@ -59,8 +59,11 @@ def block_lr_multipliers(
     >>> from keras_transfer import build_image_classifier
     >>> model = build_image_classifier("vgg16", num_classes=2, weights=None,
     ...                                input_shape=(32, 32, 3))
-    >>> block_lr_multipliers(model, decay=0.5)
-    {'stem': 0.015625, 'block1': 0.03125, 'block2': 0.0625, 'block3': 0.125, 'block4': 0.25, 'block5': 0.5, 'head': 1.0}
+    >>> multipliers = block_lr_multipliers(model, decay=0.5)
+    >>> list(multipliers)
+    ['stem', 'block1', 'block2', 'block3', 'block4', 'block5', 'head']
+    >>> list(multipliers.values())
+    [0.015625, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0]
     """
     if not 0.0 <= decay <= 1.0:
         raise ValueError(f"decay={decay!r}: expected a factor in [0, 1].")
@@ -102,6 +105,14 @@ def variable_lr_multipliers(
                 if id(variable) in candidates:
                     paths[variable.path] = float(multiplier)
     return paths
+
+
+def _compile(pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"multipliers: {pattern!r} is neither a variable path nor a valid "
+                         f"regular expression ({error}).") from None
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
@@ -160,7 +171,8 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer = optimizer
         self.multipliers = {str(k): float(v) for k, v in dict(multipliers or {}).items()}
         self.default_multiplier = float(default_multiplier)
-        self._patterns = [(re.compile(k), v) for k, v in self.multipliers.items()]
+        self._patterns = [(_compile(k), v) for k, v in self.multipliers.items()
+                          if re.escape(k) != k]  # plain paths are exact keys, never patterns
         object.__setattr__(self, "_scales", {})  # filled by build()
         self._install_hooks()
 
@@ -198,7 +210,8 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
 
         def scaled_update_step(grads, variables, learning_rate):
             for multiplier, (group_grads, group_vars) in self._groups(grads, variables).items():
-                rate = learning_rate if multiplier == 1.0 else ops.multiply(learning_rate, multiplier)
+                rate = (learning_rate if multiplier == 1.0
+                        else ops.multiply(learning_rate, multiplier))
                 update_step(group_grads, group_vars, rate)
 
         def scaled_weight_decay(variables):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from keras_transfer.backbones import freeze, unfreeze
 from keras_transfer.recipes.callbacks import EpochTimer, default_callbacks
+from keras_transfer.recipes.discriminative import discriminative_optimizer
 from keras_transfer.recipes.features import extract_features, split_at
+from keras_transfer.recipes.unfreezing import GradualUnfreezing
 
 
 @dataclasses.dataclass
@@ -92,9 +94,17 @@ def feature_extraction(
     return result
 
 
-def _recompile(model: keras.Model, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
+def _recompile(model: keras.Model,
+               learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+               discriminative: float | Mapping[str, float] | None = None) -> None:
     loss, metrics = _loss_and_metrics(model)
-    model.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    if discriminative is not None:
+        if isinstance(discriminative, (int, float)):
+            optimizer = discriminative_optimizer(model, optimizer, decay=float(discriminative))
+        else:
+            optimizer = discriminative_optimizer(model, optimizer, multipliers=discriminative)
+    model.compile(optimizer, loss=loss, metrics=metrics)
 
 
 def fine_tune(
@@ -110,6 +120,8 @@ def fine_tune(
     train_batchnorm: bool = False,
     head_on_cached_features: bool = True,
     class_weight: dict | None = None,
+    discriminative: float | Mapping[str, float] | None = None,
+    gradual_unfreezing: int | None = None,
     run_dir: str | Path | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
@@ -123,6 +135,11 @@ def fine_tune(
     the pretrained features (the keras.io guide's and fastai's `fine_tune` advice).
 
     Args:
+        discriminative: stage-2 learning-rate multipliers per block: a decay factor (the last
+            block trains at ``decay`` × the rate, the one before at ``decay**2``…, the head at
+            the full rate) or a ``{block or "head": multiplier}`` mapping; None: one rate.
+        gradual_unfreezing: unfreeze the stage-2 blocks one at a time, one more every this many
+            epochs (from the top, up to `unfreeze_blocks`); None: all at once.
         callbacks: stage-2 callbacks; None means `default_callbacks(run_dir)` (TensorBoard,
             checkpoint, early stopping, BackupAndRestore, TerminateOnNaN).
 
@@ -154,12 +171,17 @@ def fine_tune(
         steps = _steps_per_epoch(train)
         schedule = (keras.optimizers.schedules.CosineDecay(fine_tune_learning_rate, steps * epochs)
                     if steps else fine_tune_learning_rate)
-        _recompile(model, schedule)
+        _recompile(model, schedule, discriminative)
         if callbacks is None:
             callbacks = default_callbacks(run_dir, monitor="val_loss" if validation is not None
                                           else "loss")
+        extra: list[keras.callbacks.Callback] = [EpochTimer()]
+        if gradual_unfreezing:
+            extra.append(GradualUnfreezing(every=gradual_unfreezing, start=0,
+                                           max_blocks=unfreeze_blocks,
+                                           train_batchnorm=train_batchnorm))
         history = model.fit(train, validation_data=validation, epochs=epochs,
-                            class_weight=class_weight, callbacks=[EpochTimer(), *callbacks],
+                            class_weight=class_weight, callbacks=[*extra, *callbacks],
                             verbose=verbose)
         result.add("fine_tune", history)
     return result
