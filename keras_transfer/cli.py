@@ -29,15 +29,15 @@ def _load_config(path: str) -> dict:
 def _train(args: argparse.Namespace) -> int:
     from keras_transfer.jobs import ImageJobConfig, run_image_classification
 
-    settings = _load_config(args.config) if args.config else {}
+    config_path = getattr(args, "config", None)
+    settings = _load_config(config_path) if config_path else {}
     fields = {f.name for f in dataclasses.fields(ImageJobConfig)}
     unknown = sorted(set(settings) - fields)
     if unknown:
-        raise ValueError(f"{args.config}: unknown setting(s) {unknown}; known: {sorted(fields)}.")
+        raise ValueError(f"{config_path}: unknown setting(s) {unknown}; known: {sorted(fields)}.")
     for name in fields:  # flags given on the command line win over the config file
-        value = getattr(args, name, None)
-        if value is not None:
-            settings[name] = value
+        if name != "config" and hasattr(args, name):  # flags default to SUPPRESS: absent unless given
+            settings[name] = getattr(args, name)
     if "quantization" in settings:
         settings["quantization"] = tuple(settings["quantization"])
     run_image_classification(ImageJobConfig(**settings))
@@ -48,7 +48,7 @@ def _describe(args: argparse.Namespace) -> int:
     from keras_transfer import build_backbone, describe
 
     size = args.input_size
-    backbone = build_backbone(args.backbone, weights=_weights(args.weights),
+    backbone = build_backbone(args.backbone, weights=args.weights,
                               input_shape=(size, size, 3) if size else None)
     describe(backbone)
     return 0
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="fine-tune a backbone on an image dataset and export it",
         description="Fine-tune on a built-in dataset (default: elpv) or a folder with one "
         "sub-folder per class; writes model.keras, saved_model/, model.tflite, labels.txt, "
-        "report.json and PNG plots.")
+        "report.json and PNG plots.", argument_default=argparse.SUPPRESS)
     train.add_argument("--dataset", help="built-in dataset name or image folder (default: elpv)")
     train.add_argument("--backbone", help="backbone name (default: efficientnet_lite0)")
     train.add_argument("--weights", type=_weights, help="imagenet, none, or a weights file/preset")
@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
     train.add_argument("--fine-tune-learning-rate", dest="fine_tune_learning_rate", type=float)
     train.add_argument("--validation-split", dest="validation_split", type=float)
-    train.add_argument("--no-augment", dest="augment", action="store_const", const=False)
+    train.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                       help="train without augmentation")
     train.add_argument("--quantization", nargs="+",
                        choices=["float32", "float16", "dynamic", "int8"])
     train.add_argument("--seed", type=int)
