@@ -46,16 +46,7 @@ def from_arrays(
     >>> data.sizes, data.input_shape
     ({'train': 8, 'test': 2}, (32, 32, 3))
     """
-    options = PipelineOptions(
-        image_size=image_size,
-        resize_mode=resize_mode,
-        batch_size=batch_size,
-        seed=seed,
-        cache=cache,
-        augment=augment,
-        mixup=mixup,
-        cutmix=cutmix,
-    )
+    options = PipelineOptions.from_arguments(locals())
     report = LoadReport("arrays", strict=strict)
     pixels = _as_pixel_array(images, image_size, resize_mode)
     raw = np.asarray(labels)

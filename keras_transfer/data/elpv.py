@@ -128,16 +128,7 @@ def load_elpv(
     ['functional', 'probably_functional', 'probably_defective', 'defective']
     """
     _check_variant(variant)
-    options = PipelineOptions(
-        image_size=image_size,
-        resize_mode=resize_mode,
-        batch_size=batch_size,
-        seed=seed,
-        cache=cache,
-        augment=augment,
-        mixup=mixup,
-        cutmix=cutmix,
-    )
+    options = PipelineOptions.from_arguments(locals())
     images, _, _ = _raw_elpv()
     four_class, parts = _elpv_split(seed, validation_split)
     report = LoadReport(f"elpv ({variant})")

@@ -69,16 +69,7 @@ def from_folder(
     root = Path(directory)
     if not root.is_dir():
         raise BadInputError(f"{root}: not a folder (expected one sub-folder per class).")
-    options = PipelineOptions(
-        image_size=image_size,
-        resize_mode=resize_mode,
-        batch_size=batch_size,
-        seed=seed,
-        cache=cache,
-        augment=augment,
-        mixup=mixup,
-        cutmix=cutmix,
-    )
+    options = PipelineOptions.from_arguments(locals())
     report = LoadReport(str(root), strict=strict)
     paths, labels, class_names = scan_class_folders(root, class_names, extensions, report)
     return assemble_image_files(
@@ -189,16 +180,7 @@ def from_csv(
     {'train': 4}
     """
     table = Path(path)
-    options = PipelineOptions(
-        image_size=image_size,
-        resize_mode=resize_mode,
-        batch_size=batch_size,
-        seed=seed,
-        cache=cache,
-        augment=augment,
-        mixup=mixup,
-        cutmix=cutmix,
-    )
+    options = PipelineOptions.from_arguments(locals())
     report = LoadReport(str(table), strict=strict)
     rows = read_rows(table, [path_column, label_column], delimiter=delimiter)
     base = Path(root) if root is not None else table.parent

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -39,6 +39,17 @@ class PipelineOptions:
     mixup: float | None = None
     cutmix: float | None = None
     shuffle_buffer: int | None = None
+
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> "PipelineOptions":
+        """The options among a loader's arguments (``locals()`` at its top); others are ignored.
+
+        Example:
+        >>> PipelineOptions.from_arguments({"batch_size": 8, "root": "photos"}).batch_size
+        8
+        """
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in arguments.items() if k in names})
 
     def __post_init__(self):
         check_resize_mode(self.resize_mode)

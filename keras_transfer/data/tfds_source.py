@@ -83,16 +83,7 @@ def from_tfds(
     >>> data.class_names[:2]  # doctest: +SKIP
     ['dandelion', 'daisy']
     """
-    options = PipelineOptions(
-        image_size=image_size,
-        resize_mode=resize_mode,
-        batch_size=batch_size,
-        seed=seed,
-        cache=cache,
-        augment=augment,
-        mixup=mixup,
-        cutmix=cutmix,
-    )
+    options = PipelineOptions.from_arguments(locals())
     if isinstance(name, (str, os.PathLike)) and Path(name).is_dir():
         root = Path(name)
         if not (root / "dataset_info.json").is_file():
