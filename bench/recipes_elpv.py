@@ -16,6 +16,10 @@ for validation) this measures, in one run:
   head) vs scratch (same epochs), as a plot;
 * convergence: validation accuracy per epoch (and per second), pretrained vs scratch.
 
+Finished stages are kept in bench/results/recipes_elpv.partial.json (with the trained head in
+recipes_elpv.partial.head.weights.h5): run the same command again after an interruption and it
+resumes with the first unfinished stage.
+
 Usage:
     python bench/recipes_elpv.py            # the CPU configuration (about an hour on 2 cores)
     python bench/recipes_elpv.py --quick    # a smoke run on a few images (minutes)
@@ -197,48 +201,65 @@ def main(argv: list[str] | None = None) -> dict:
     train = train_pipeline(data["x_train"], data["y_train"], args)
     val = eval_pipeline(data["x_val"], data["y_val"], args.batch_size)
     methods, timings = {}, {}
+    stem = "recipes_elpv_quick" if args.quick else "recipes_elpv"
+    done = Stages(args.output_dir / f"{stem}.partial", vars(args))
 
-    # Frozen features once; every cached-feature method below reads them.
+    # Frozen features once (disk-cached, so a resumed run reads them back); every
+    # cached-feature method below reads them.
     base = pretrained_model(args)
     features = split_at(base)[0]
     t = time.perf_counter()
     cached = {split: extract_features(features, eval_pipeline(data[f"x_{split}"],
                                                               data[f"y_{split}"], args.batch_size),
-                                      description=f"{split} features")
+                                      cache="disk", description=f"{split} features")
               for split in ("train", "val", "test")}
     timings["extract_features_s"] = time.perf_counter() - t
     (f_tr, y_tr), (f_val, y_val), (f_te, y_te) = cached["train"], cached["val"], cached["test"]
     binary = lambda y: (y >= DEFECTIVE_FROM).astype("int32")  # noqa: E731
 
     print("[1/6] logistic regression on frozen features", flush=True)
-    t = time.perf_counter()
-    methods["logistic_regression"] = {
-        **scores(logistic_regression(f_tr, y_tr, f_te), y_te, derived_binary=False),
-        "accuracy_binary": float(np.mean(
-            logistic_regression(f_tr, binary(y_tr), f_te).argmax(-1) == binary(y_te))),
-        "binary_from": "2-class model", "seconds": time.perf_counter() - t}
+
+    def run_logistic_regression() -> dict:
+        t = time.perf_counter()
+        return {
+            **scores(logistic_regression(f_tr, y_tr, f_te), y_te, derived_binary=False),
+            "accuracy_binary": float(np.mean(
+                logistic_regression(f_tr, binary(y_tr), f_te).argmax(-1) == binary(y_te))),
+            "binary_from": "2-class model", "seconds": time.perf_counter() - t}
+
+    methods["logistic_regression"] = done("logistic_regression", run_logistic_regression)
 
     print("[2/6] feature_extraction (head on cached features)", flush=True)
-    t = time.perf_counter()
-    # The un-augmented pipeline: the recipe's cache then holds the features computed above.
-    history = feature_extraction(
-        base, eval_pipeline(data["x_train"], data["y_train"], args.batch_size), val,
-        epochs=args.head_epochs, learning_rate=args.learning_rate, verbose=0)
-    seconds = time.perf_counter() - t
-    head_weights = base.get_weights()
-    epoch_seconds = history.series("epoch_seconds")
-    binary_probs = head_on_features(args, f_tr, binary(y_tr), (f_val, binary(y_val)), 2, f_te)
-    methods["feature_extraction"] = {
-        **scores(split_at(base)[1].predict(f_te, verbose=0), y_te, derived_binary=False),
-        "accuracy_binary": float(np.mean(binary_probs.argmax(-1) == binary(y_te))),
-        "binary_from": "2-class head on the same cached features", "seconds": seconds,
-        "history": history.as_dict()}
+    head_file = Path(f"{done.path}.head.weights.h5")
+
+    def run_feature_extraction() -> dict:
+        t = time.perf_counter()
+        # The un-augmented pipeline: the recipe's cache then holds the features computed above.
+        history = feature_extraction(
+            base, eval_pipeline(data["x_train"], data["y_train"], args.batch_size), val,
+            epochs=args.head_epochs, learning_rate=args.learning_rate, cache="disk", verbose=0)
+        seconds = time.perf_counter() - t
+        base.save_weights(head_file)
+        binary_probs = head_on_features(args, f_tr, binary(y_tr), (f_val, binary(y_val)), 2, f_te)
+        return {
+            **scores(split_at(base)[1].predict(f_te, verbose=0), y_te, derived_binary=False),
+            "accuracy_binary": float(np.mean(binary_probs.argmax(-1) == binary(y_te))),
+            "binary_from": "2-class head on the same cached features", "seconds": seconds,
+            "history": history.as_dict()}
+
+    methods["feature_extraction"] = done("feature_extraction", run_feature_extraction)
+    head_history = methods["feature_extraction"]["history"]["feature_extraction"]
+    epoch_seconds, seconds = head_history["epoch_seconds"], methods["feature_extraction"]["seconds"]
 
     print("[3/6] cached head epoch vs plain frozen-backbone epoch", flush=True)
-    cached_epoch = float(np.median(epoch_seconds[1:])) if len(epoch_seconds) > 1 else epoch_seconds[0]
-    plain_epoch = plain_frozen_epoch_seconds(args, data)
-    speed = {"cached_head_epoch_s": cached_epoch, "plain_frozen_fit_epoch_s": plain_epoch,
-             "speedup": plain_epoch / cached_epoch, "target": 30.0}
+
+    def run_speed() -> dict:
+        cached_epoch = float(np.median(epoch_seconds[1:] or epoch_seconds))
+        plain_epoch = plain_frozen_epoch_seconds(args, data)
+        return {"cached_head_epoch_s": cached_epoch, "plain_frozen_fit_epoch_s": plain_epoch,
+                "speedup": plain_epoch / cached_epoch, "target": 30.0}
+
+    speed = done("cached_head_speed", run_speed)
 
     print("[4/6] fine_tune and fine_tune + discriminative learning rates", flush=True)
     variants = {
@@ -249,49 +270,62 @@ def main(argv: list[str] | None = None) -> dict:
     }
     convergence = {}
     for name, settings in variants.items():
-        model = pretrained_model(args)
-        model.set_weights(head_weights)  # start from the trained head: stage 1 is shared
-        t = time.perf_counter()
-        staged = fine_tune(model, train, val, head_epochs=0, epochs=args.fine_tune_epochs,
-                           run_dir=None, verbose=2, **settings)
-        methods[name] = {**accuracies(model, data, args.batch_size), "settings": settings,
-                         "seconds": time.perf_counter() - t + seconds,
-                         "history": staged.as_dict()}
-        convergence[name] = {
-            "val_accuracy": history.series("val_accuracy") + staged.series("val_accuracy"),
-            "epoch_seconds": epoch_seconds + staged.series("epoch_seconds")}
+
+        def run_variant(settings=settings) -> dict:
+            model = pretrained_model(args)
+            model.load_weights(head_file)  # start from the trained head: stage 1 is shared
+            t = time.perf_counter()
+            staged = fine_tune(model, train, val, head_epochs=0, epochs=args.fine_tune_epochs,
+                               run_dir=None, verbose=2, **settings)
+            return {**accuracies(model, data, args.batch_size), "settings": settings,
+                    "seconds": time.perf_counter() - t + seconds, "history": staged.as_dict()}
+
+        methods[name] = done(name, run_variant)
+        staged = methods[name]["history"]["fine_tune"]
+        convergence[name] = {"val_accuracy": head_history["val_accuracy"] + staged["val_accuracy"],
+                             "epoch_seconds": epoch_seconds + staged["epoch_seconds"]}
         print(f"      {name}: {methods[name]['accuracy_4class']:.4f}", flush=True)
 
     print("[5/6] from scratch, and data efficiency", flush=True)
-    efficiency = {"fractions": fractions, "pretrained": [], "scratch": [], "train_examples": []}
+    efficiency = {"fractions": sorted(fractions), "pretrained": [], "scratch": [],
+                  "train_examples": []}
     for fraction in sorted(fractions, reverse=True):
         subset = stratified_subset(data["y_train"], fraction, args.seed)
-        probs = head_on_features(args, f_tr[subset], y_tr[subset], (f_val, y_val), 4, f_te)
-        t = time.perf_counter()
-        model, scratch_history = train_scratch(args, data["x_train"][subset],
-                                               data["y_train"][subset], data)
-        scratch = accuracies(model, data, args.batch_size)
+
+        def run_fraction(subset=subset) -> dict:
+            probs = head_on_features(args, f_tr[subset], y_tr[subset], (f_val, y_val), 4, f_te)
+            t = time.perf_counter()
+            model, scratch_history = train_scratch(args, data["x_train"][subset],
+                                                   data["y_train"][subset], data)
+            return {"train_examples": int(len(subset)),
+                    "pretrained": float(np.mean(probs.argmax(-1) == y_te)),
+                    "scratch": {**accuracies(model, data, args.batch_size),
+                                "seconds": time.perf_counter() - t, "history": scratch_history}}
+
+        row = done(f"fraction_{fraction:g}", run_fraction)
         if fraction == 1.0:
-            methods["scratch"] = {**scratch, "seconds": time.perf_counter() - t,
-                                  "history": scratch_history}
-            convergence["scratch"] = {k: scratch_history[k]
+            methods["scratch"] = row["scratch"]
+            convergence["scratch"] = {k: row["scratch"]["history"][k]
                                       for k in ("val_accuracy", "epoch_seconds")}
-        efficiency["train_examples"].insert(0, int(len(subset)))
-        efficiency["pretrained"].insert(0, float(np.mean(probs.argmax(-1) == y_te)))
-        efficiency["scratch"].insert(0, scratch["accuracy_4class"])
-        print(f"      {fraction:.0%}: pretrained {efficiency['pretrained'][0]:.4f}, "
-              f"scratch {efficiency['scratch'][0]:.4f}", flush=True)
-    efficiency["fractions"] = sorted(fractions)
+        efficiency["train_examples"].insert(0, row["train_examples"])
+        efficiency["pretrained"].insert(0, row["pretrained"])
+        efficiency["scratch"].insert(0, row["scratch"]["accuracy_4class"])
+        print(f"      {fraction:.0%}: pretrained {row['pretrained']:.4f}, "
+              f"scratch {row['scratch']['accuracy_4class']:.4f}", flush=True)
 
     print("[6/6] input pipeline vs raw forward", flush=True)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from data_throughput import forward_rows
 
-    rows = forward_rows(None if not args.quick else 64, 64 if args.quick else 512,
-                        (args.image_size, args.image_size), args.batch_size)
-    pipeline = {"rows": rows, "fed_over_preloaded": rows[1]["images_per_s"] / rows[0]["images_per_s"],
+    def run_pipeline() -> dict:
+        rows = forward_rows(None if not args.quick else 64, 64 if args.quick else 512,
+                            (args.image_size, args.image_size), args.batch_size)
+        return {"rows": rows,
+                "fed_over_preloaded": rows[1]["images_per_s"] / rows[0]["images_per_s"],
                 "fed_flips_over_preloaded": rows[2]["images_per_s"] / rows[0]["images_per_s"],
                 "target": 0.9}
+
+    pipeline = done("pipeline", run_pipeline)
 
     result = {
         "benchmark": "recipes_elpv", "backbone": BACKBONE, "weights": "ImageNet (offline asset)",
@@ -309,13 +343,34 @@ def main(argv: list[str] | None = None) -> dict:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     print_table(result)
-    stem = "recipes_elpv_quick" if args.quick else "recipes_elpv"
     args.output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.output_dir / f"{stem}.json",
                        (json.dumps(result, indent=2) + "\n").encode())
     plot(result, args.output_dir, stem)
     print(f"wrote {args.output_dir}/{stem}.json and PNGs")
     return result
+
+
+class Stages:
+    """Results of finished stages, kept in ``<path>.json`` so a killed run resumes where it
+    stopped (the file is tied to the run's settings; other settings start afresh)."""
+
+    def __init__(self, path: Path, settings: dict):
+        self.path = path
+        self.file = Path(f"{path}.json")
+        self.settings = {k: str(v) for k, v in settings.items()}
+        stored = json.loads(self.file.read_text()) if self.file.exists() else {}
+        self.results = stored.get("stages", {}) if stored.get("settings") == self.settings else {}
+
+    def __call__(self, name: str, run) -> dict:
+        if name in self.results:
+            print(f"      (resumed: {name} from {self.file.name})", flush=True)
+            return self.results[name]
+        self.results[name] = run()
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.file, json.dumps(
+            {"settings": self.settings, "stages": self.results}, indent=1).encode())
+        return self.results[name]
 
 
 def _at(efficiency: dict, fraction: float, key: str) -> float:
