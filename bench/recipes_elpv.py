@@ -416,8 +416,8 @@ def plot(result: dict, directory: Path, stem: str) -> None:
     figure, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4))
     for name, curve in result["convergence"].items():
         accuracy = curve["val_accuracy"]
-        by_epoch.plot(range(1, len(accuracy) + 1), accuracy, label=name)
-        by_time.plot(np.cumsum(curve["epoch_seconds"]) / 60, accuracy, label=name)
+        by_epoch.plot(range(1, len(accuracy) + 1), accuracy, ".-", label=name)
+        by_time.plot(np.cumsum(curve["epoch_seconds"]) / 60, accuracy, ".-", label=name)
     head = len(result["methods"]["feature_extraction"]["history"]["feature_extraction"]["loss"])
     by_epoch.axvline(head + 0.5, color="gray", ls=":", label="head → fine-tuning")
     by_epoch.set(xlabel="epoch", ylabel="validation accuracy", title="Convergence per epoch")
