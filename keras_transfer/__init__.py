@@ -34,6 +34,13 @@ from keras_transfer.errors import (
 from keras_transfer.heads import build_image_classifier
 from keras_transfer.layers import ImagePreprocessing
 from keras_transfer.recipes import discriminative as _discriminative  # noqa: F401 - registers the optimizer for load_model
+# Text models; importing registers the text block maps (freeze/describe) and the text layers.
+from keras_transfer.text import (
+    build_causal_lm,
+    build_question_answerer,
+    build_text_backbone,
+    build_text_classifier,
+)
 
 __version__ = "0.1.0"
 
@@ -43,3 +50,5 @@ __all__ = [
     "build_backbone", "build_image_classifier", "describe", "find_backbone", "freeze",
     "get_spec", "list_backbones", "register_backbone", "set_trainable", "unfreeze",
 ]
+__all__ += ["build_causal_lm", "build_question_answerer", "build_text_backbone",
+            "build_text_classifier"]

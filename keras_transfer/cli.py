@@ -22,8 +22,18 @@ def _load_config(path: str) -> dict:
     if path.endswith((".yaml", ".yml")):
         import yaml
 
-        return yaml.safe_load(text) or {}
-    return json.loads(text)
+        try:
+            settings = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:  # a ValueError, so it is reported as one line
+            raise ValueError(f"{path}: not valid YAML: {error}") from None
+    else:
+        try:
+            settings = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: expected a mapping of setting names to values.")
+    return settings
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -85,6 +95,96 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lr_find(args: argparse.Namespace) -> int:
+    from keras_transfer.lr_find_job import LRFindConfig, run_lr_find
+
+    config_path = getattr(args, "config", None)
+    settings = _load_config(config_path) if config_path else {}
+    fields = {f.name for f in dataclasses.fields(LRFindConfig)}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise ValueError(f"{config_path}: unknown setting(s) {unknown}; known: {sorted(fields)}.")
+    settings.update({name: getattr(args, name) for name in fields if hasattr(args, name)})
+    run_lr_find(LRFindConfig(**settings))
+    return 0
+
+
+def _image_config(args: argparse.Namespace, settings: dict, **defaults):
+    """An `ImageJobConfig` from a settings file, then flags given on the command line."""
+    from keras_transfer.jobs import ImageJobConfig
+
+    fields = {f.name for f in dataclasses.fields(ImageJobConfig)}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise ValueError(f"{args.config}: unknown setting(s) {unknown}; known: {sorted(fields)}.")
+    settings = {**defaults, **settings}
+    settings.update({name: getattr(args, name) for name in fields if hasattr(args, name)})
+    for name in ("quantization", "hidden_units"):
+        if name in settings:
+            settings[name] = tuple(settings[name])
+    return ImageJobConfig(**settings)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import keras
+
+    from keras_transfer.evaluate import evaluate
+    from keras_transfer.jobs import load_image_data
+
+    path = Path(args.model)
+    model_file = path / "model.keras" if path.is_dir() else path
+    if not model_file.is_file():
+        raise FileNotFoundError(f"{args.model}: no .keras model there (a model.keras file or an "
+                                "export folder holding one).")
+    # An export folder holds the config it was trained with: the same split, by default.
+    config_path = getattr(args, "config", None) or (
+        str(path / "config.json") if path.is_dir() and (path / "config.json").is_file() else None)
+    args.config = config_path
+    model = keras.models.load_model(model_file, safe_mode=True)
+    settings = _load_config(config_path) if config_path else {}
+    config = _image_config(args, settings, image_size=int(model.input_shape[1]), augment=False)
+    data = load_image_data(config)
+    output_dir = args.output_dir or str(model_file.parent / f"evaluation_{args.split}")
+    report = evaluate(model, data, split=args.split, output_dir=output_dir,
+                      top_k=tuple(args.top_k), num_bins=args.bins,
+                      name=f"{Path(config.dataset).name} {args.split}")
+    if report["task"] == "single_label":
+        top = ", ".join(f"top-{k} {v:.2%}" for k, v in report["top_k_accuracy"].items())
+        print(f"{report['num_examples']} {args.split} examples: accuracy {report['accuracy']:.2%}"
+              f" ({top}), macro F1 {report['macro_avg']['f1']:.4f}, "
+              f"ECE {report['calibration']['ece']:.4f}")
+    print(f"Wrote {', '.join(report['files'])} to {output_dir}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from keras_transfer.tuning import SearchSpace, tune_image_classifier
+
+    config_path = getattr(args, "config", None)
+    args.config = config_path
+    base = _image_config(args, _load_config(config_path) if config_path else {})
+    space = {}
+    if getattr(args, "space", None):
+        space = _load_config(args.space)
+    for name in ("recipes", "head_epochs", "fine_tune_epochs"):
+        if hasattr(args, name):
+            space[name] = getattr(args, name)
+    space = SearchSpace.from_dict(space, source=getattr(args, "space", None) or "search space")
+    output_dir = getattr(args, "tune_dir", None) or str(
+        Path("tuning") / base.resolved_output_dir().name)
+    result = tune_image_classifier(
+        base, space, algorithm=getattr(args, "algorithm", "bayesian"),
+        max_trials=getattr(args, "max_trials", None if hasattr(args, "max_minutes") else 20),
+        max_minutes=getattr(args, "max_minutes", None), output_dir=output_dir,
+        seed=base.seed)
+    print(result.table())
+    print(f"Best {result.objective} {result.best_score:.4f} (trial {result.best_trial}); "
+          f"features computed {result.feature_store.get('computations', 0)} time(s) for "
+          f"{len(result.rows)} trials. Re-run it: keras-transfer train --config "
+          f"{Path(output_dir) / 'best_config.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `keras-transfer` (exposed for tests and docs).
 
@@ -124,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--max-train-examples", dest="max_train_examples", type=int,
                        help="train on at most this many images (smoke runs)")
+    train.add_argument("--strategy", choices=["default", "auto", "mirrored", "multi_worker", "tpu",
+                                              "one_device"],
+                       help="tf.distribute strategy (default: none); --batch-size is then per "
+                       "replica; multi_worker reads TF_CONFIG (see keras_transfer.distribute)")
+    train.add_argument("--scale-learning-rate", dest="scale_learning_rate",
+                       choices=["linear", "sqrt"],
+                       help="scale the learning rates with the number of replicas")
     train.add_argument("--config", help="JSON or YAML file of settings (flags override it)")
     train.set_defaults(run=_train)
 
@@ -150,6 +257,90 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--quantization", nargs="+", default=["float32"],
                           choices=["float32", "float16", "dynamic", "int8"])
     exporter.set_defaults(run=_export)
+
+    lr_find = commands.add_parser(
+        "lr-find", help="learning-rate range test on an image dataset (PNG + JSON)",
+        description="Sweeps the learning rate exponentially over a few mini-batches of the "
+        "training split `train` would use (a built-in dataset or a folder with one sub-folder "
+        "per class) and suggests a rate; writes lr_find.png, lr_find.json and "
+        "lr_find_config.json (repeat the run with --config on it).",
+        argument_default=argparse.SUPPRESS)
+    lr_find.add_argument("--dataset", help="built-in dataset name or image folder (default: elpv)")
+    lr_find.add_argument("--backbone", help="backbone name (default: efficientnet_lite0)")
+    lr_find.add_argument("--weights", type=_weights,
+                         help="imagenet, none, or a weights file/preset")
+    lr_find.add_argument("--output-dir", dest="output_dir",
+                         help="folder for the outputs (default: lr_find/<dataset>_<backbone>)")
+    lr_find.add_argument("--image-size", dest="image_size", type=int)
+    lr_find.add_argument("--batch-size", dest="batch_size", type=int)
+    lr_find.add_argument("--unfreeze-blocks", dest="unfreeze_blocks", type=int,
+                         help="0 (default): the head alone trains, the rate for --learning-rate; "
+                         "N: the last N blocks too, the rate for --fine-tune-learning-rate")
+    lr_find.add_argument("--min-lr", dest="min_lr", type=float, help="default 1e-7")
+    lr_find.add_argument("--max-lr", dest="max_lr", type=float, help="default 1")
+    lr_find.add_argument("--steps", type=int, help="mini-batches in the sweep (default 100)")
+    lr_find.add_argument("--validation-split", dest="validation_split", type=float)
+    lr_find.add_argument("--no-augment", dest="augment", action="store_const", const=False)
+    lr_find.add_argument("--seed", type=int)
+    lr_find.add_argument("--max-train-examples", dest="max_train_examples", type=int)
+    lr_find.add_argument("--config", help="JSON or YAML file of settings (flags override it)")
+    lr_find.set_defaults(run=_lr_find)
+
+    evaluator = commands.add_parser(
+        "evaluate", help="evaluation report of a trained model (JSON + PNGs)",
+        description="Evaluates a .keras model (or an export folder, whose config.json then gives "
+        "the dataset and split) on a split of a built-in dataset or image folder; writes "
+        "evaluation.json (accuracy, per-class precision/recall/F1, confusion matrix, top-k, "
+        "calibration), confusion_matrix.png, reliability.png and confidently_wrong.png.",
+        argument_default=argparse.SUPPRESS)
+    evaluator.add_argument("model", help="a .keras file or an export folder holding model.keras")
+    evaluator.add_argument("--dataset", help="built-in dataset name or image folder")
+    evaluator.add_argument("--config", help="the training config.json (dataset and split)")
+    evaluator.add_argument("--split", default="test", choices=["test", "validation", "train"])
+    evaluator.add_argument("--output-dir", dest="output_dir", default=None,
+                           help="default: evaluation_<split>/ beside the model")
+    evaluator.add_argument("--image-size", dest="image_size", type=int,
+                           help="default: the model's input size")
+    evaluator.add_argument("--batch-size", dest="batch_size", type=int)
+    evaluator.add_argument("--validation-split", dest="validation_split", type=float)
+    evaluator.add_argument("--test-split", dest="test_split", type=float)
+    evaluator.add_argument("--seed", type=int, help="the split seed used in training")
+    evaluator.add_argument("--top-k", dest="top_k", type=int, nargs="+", default=[1, 3, 5])
+    evaluator.add_argument("--bins", type=int, default=10, help="calibration bins (default 10)")
+    evaluator.set_defaults(run=_evaluate)
+
+    tuner = commands.add_parser(
+        "tune", help="search learning rate, unfrozen blocks, dropout, head width, augmentation "
+        "and recipe with KerasTuner",
+        description="Hyperparameter search for `train` (backbone features computed once per "
+        "frozen configuration); writes best_config.json (re-run it with `keras-transfer train "
+        "--config`), trials.csv, tuning.json and search.png.",
+        argument_default=argparse.SUPPRESS)
+    tuner.add_argument("--dataset", help="built-in dataset name or image folder (default: elpv)")
+    tuner.add_argument("--backbone", help="backbone name (default: efficientnet_lite0)")
+    tuner.add_argument("--weights", type=_weights, help="imagenet, none, or a weights file/preset")
+    tuner.add_argument("--image-size", dest="image_size", type=int)
+    tuner.add_argument("--batch-size", dest="batch_size", type=int)
+    tuner.add_argument("--validation-split", dest="validation_split", type=float)
+    tuner.add_argument("--no-augment", dest="augment", action="store_const", const=False)
+    tuner.add_argument("--seed", type=int)
+    tuner.add_argument("--max-train-examples", dest="max_train_examples", type=int)
+    tuner.add_argument("--config", help="base settings of every trial (a train config file)")
+    tuner.add_argument("--space",
+                       help="JSON or YAML file of SearchSpace settings (ranges, choices)")
+    tuner.add_argument("--recipes", nargs="+", choices=["feature_extraction", "fine_tune"])
+    tuner.add_argument("--head-epochs", dest="head_epochs", type=int,
+                       help="most head epochs per trial (early stopping may stop sooner)")
+    tuner.add_argument("--fine-tune-epochs", dest="fine_tune_epochs", type=int)
+    tuner.add_argument("--algorithm", choices=["bayesian", "hyperband", "random"],
+                       help="default: bayesian")
+    tuner.add_argument("--max-trials", dest="max_trials", type=int,
+                       help="trial budget (default 20 unless --max-minutes is given)")
+    tuner.add_argument("--max-minutes", dest="max_minutes", type=float,
+                       help="time budget: no trial starts after it")
+    tuner.add_argument("--output-dir", dest="tune_dir",
+                       help="default: tuning/<dataset>_<backbone>")
+    tuner.set_defaults(run=_tune)
     return parser
 
 

@@ -50,9 +50,17 @@ class ImageJobConfig:
     validation_split: float = 0.1
     test_split: float = 0.2
     augment: bool = True
+    # 0 = flips only; s > 0 adds random contrast (±0.3·s) and brightness (±0.2·s).
+    augment_strength: float = 0.0
+    hidden_units: tuple[int, ...] = ()
+    dropout: float = 0.2
     quantization: tuple[str, ...] = ("float32",)
     seed: int = 1337
     max_train_examples: int | None = None
+    # tf.distribute (keras_transfer.distribute.STRATEGIES): batch_size is then per replica, and
+    # "linear"/"sqrt" scale the learning rates by the replica count (or its square root).
+    strategy: str = "default"
+    scale_learning_rate: str | None = None
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -77,8 +85,10 @@ def load_image_data(config: ImageJobConfig):
     if config.augment:
         # Flips only: they keep defects recognisable and cost next to nothing on a CPU, where
         # interpolating layers (zoom, rotation) would be slower than the backbone itself.
+        strength = config.augment_strength
         augment = kd.augmentation(size, flip="horizontal_and_vertical", rotation=0.0, zoom=0.0,
-                                  contrast=0.0, seed=config.seed)
+                                  contrast=0.3 * strength, brightness=0.2 * strength,
+                                  seed=config.seed)
     common = dict(image_size=size, batch_size=config.batch_size, augment=augment,
                   validation_split=config.validation_split)
     if Path(config.dataset).is_dir():
@@ -99,56 +109,72 @@ def run_image_classification(config: ImageJobConfig | None = None, **overrides: 
     >>> report = run_image_classification(dataset="elpv")  # doctest: +SKIP
     >>> report["test"]["accuracy"]  # doctest: +SKIP
     """
-    from keras_transfer.evaluate import evaluate_classifier
+    from keras_transfer import distribute
+    from keras_transfer.evaluate import evaluate_classifier, evaluate_details
     from keras_transfer.export import export
     from keras_transfer.heads import build_image_classifier
-    from keras_transfer.plots import plot_confusion_matrix, plot_learning_curves
+    from keras_transfer.plots import plot_learning_curves
     from keras_transfer.recipes import feature_extraction, fine_tune
     from keras_transfer.weights.cache import atomic_write_bytes
 
     config = dataclasses.replace(config or ImageJobConfig(), **overrides)
+    strategy = distribute.resolve_strategy(config.strategy)  # first: multi-worker needs startup
+    batch_size = distribute.global_batch_size(config.batch_size, strategy)
+    scaled = lambda rate: distribute.scale_learning_rate(  # noqa: E731
+        rate, strategy, config.scale_learning_rate)
     head_epochs, epochs, unfreeze_blocks = config.stages()
-    output_dir = config.resolved_output_dir()
+    run_dir = Path("runs") / config.resolved_output_dir().name
+    output_dir = distribute.worker_dir(config.resolved_output_dir(), strategy)  # temp unless chief
     keras.utils.set_random_seed(config.seed)
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
     print(f"[1/5] Loading {config.dataset} …", flush=True)
-    data = load_image_data(config)
+    data = load_image_data(dataclasses.replace(config, batch_size=batch_size))
     train = data.train
     if config.max_train_examples:
-        train = train.unbatch().take(config.max_train_examples).batch(config.batch_size)
+        train = train.unbatch().take(config.max_train_examples).batch(batch_size)
     timings["load_data_s"] = time.perf_counter() - started
 
     print(f"[2/5] Building {config.backbone} (weights={config.weights}) …", flush=True)
     t = time.perf_counter()
-    model = build_image_classifier(config.backbone, data.num_classes, weights=config.weights,
-                                   input_shape=data.input_shape)
+    keras.utils.set_random_seed(config.seed)  # as the tuner does: same init whatever loaded before
+    with strategy.scope():  # model, optimizer and metrics belong to the strategy
+        model = build_image_classifier(
+            config.backbone, data.num_classes, weights=config.weights,
+            input_shape=data.input_shape, hidden_units=tuple(config.hidden_units),
+            dropout=config.dropout)
     timings["build_model_s"] = time.perf_counter() - t
 
     print(f"[3/5] Training: the head {head_epochs} epochs on cached features, then "
           f"{epochs} epochs with the last {unfreeze_blocks} blocks unfrozen …", flush=True)
     t = time.perf_counter()
-    run_dir = Path("runs") / output_dir.name
     test = data.test if data.test is not None else data.validation
     history = feature_extraction(model, train, data.validation, epochs=head_epochs,
-                                 learning_rate=config.learning_rate)
+                                 learning_rate=scaled(config.learning_rate), strategy=strategy)
     timings["train_head_s"] = time.perf_counter() - t
     # The frozen-features baseline: what the pretrained features give without fine-tuning.
-    frozen_report = evaluate_classifier(model, test, data.class_names)
+    frozen_report = evaluate_classifier(distribute.local_copy(model), test, data.class_names)
     print(f"      frozen-features test accuracy: {frozen_report['accuracy']:.4f}", flush=True)
     t = time.perf_counter()
     stage2 = fine_tune(
         model, train, data.validation, head_epochs=0, epochs=epochs,
-        unfreeze_blocks=unfreeze_blocks, fine_tune_learning_rate=config.fine_tune_learning_rate,
-        run_dir=run_dir,
+        unfreeze_blocks=unfreeze_blocks,
+        fine_tune_learning_rate=scaled(config.fine_tune_learning_rate), run_dir=run_dir,
+        strategy=strategy,
     )
     history.stages += stage2.stages
     timings["fine_tune_s"] = time.perf_counter() - t
+    model = distribute.local_copy(model)  # plain variables to evaluate and export
 
     print("[4/5] Evaluating on the held-out test split …", flush=True)
     t = time.perf_counter()
-    report = evaluate_classifier(model, test, data.class_names)
+    evaluation = evaluate_details(model, test, class_names=data.class_names,
+                                  name=f"{config.dataset} test")
+    report = evaluation.report
+    # The tuner's objective: comparable with a search's best score when re-run from its config.
+    validation_report = (evaluate_classifier(model, data.validation, data.class_names)
+                         if data.validation is not None else None)
     timings["evaluate_s"] = time.perf_counter() - t
     print(f"      test accuracy: {report['accuracy']:.4f} on {report['num_examples']} images",
           flush=True)
@@ -171,12 +197,15 @@ def run_image_classification(config: ImageJobConfig | None = None, **overrides: 
         "backbone": config.backbone,
         "class_names": data.class_names,
         "data": {"sizes": data.sizes, "skipped": len(data.report.skipped)},
-        "test": report,
+        "test": report,  # keras_transfer.evaluate.REPORT_SCHEMA, as `keras-transfer evaluate`
+        "validation": validation_report,
         "test_frozen_features": frozen_report,
         "history": history.as_dict(),
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "settings": {**dataclasses.asdict(config), "head_epochs": head_epochs, "epochs": epochs,
                      "unfreeze_blocks": unfreeze_blocks},
+        "distribute": {"strategy": type(strategy).__name__,
+                       "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size},
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "keras": keras.__version__, "cpu_count": _cpu_count()},
         "export": {"files": sorted(exported.get("files", {})),
@@ -184,14 +213,14 @@ def run_image_classification(config: ImageJobConfig | None = None, **overrides: 
     }
     write_json = lambda name, obj: atomic_write_bytes(  # noqa: E731
         output_dir / name, json.dumps(obj, indent=2, default=str).encode())
+    # After the export, which replaces the folder: confusion matrix, reliability, wrong examples.
+    evaluation.write(output_dir)
     write_json("report.json", full_report)
     write_json("config.json", dataclasses.asdict(config))
     plot_learning_curves(history.stages, output_dir / "learning_curves.png")
-    plot_confusion_matrix(report["confusion_matrix"], data.class_names,
-                          output_dir / "confusion_matrix.png",
-                          title=f"{config.dataset}: test accuracy {report['accuracy']:.1%}")
     print(f"Done in {timings['total_s'] / 60:.1f} min. Test accuracy {report['accuracy']:.2%}. "
           f"Artifacts: {', '.join(sorted(p.name for p in output_dir.iterdir()))}", flush=True)
+    distribute.release_worker_dir(output_dir)  # a non-chief's copy of the outputs
     return full_report
 
 

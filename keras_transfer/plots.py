@@ -1,4 +1,5 @@
-"""PNG plots people would rather look at than read: learning curves, confusion matrices."""
+"""PNG plots people would rather look at than read: learning curves, confusion matrices,
+reliability diagrams, confidently wrong examples, regression fits and search results."""
 
 from __future__ import annotations
 
@@ -84,4 +85,161 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
+    return _save(fig, path)
+
+
+def plot_reliability_diagram(calibration: Mapping, path: str | Path,
+                             title: str = "Calibration") -> Path:
+    """A reliability diagram: accuracy against confidence per bin (the diagonal is perfect
+    calibration), gaps shaded, and how many predictions fall in each bin underneath.
+
+    `calibration` is the ``"calibration"`` entry of an evaluation report.
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> from keras_transfer.evaluate import calibration
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "reliability.png"
+    >>> plot_reliability_diagram(calibration([0.2, 0.9, 0.7], [0, 1, 0], 5), p).exists()
+    True
+    """
+    plt = _figure()
+    bins = calibration["bins"]
+    width = 1.0 / max(len(bins), 1)
+    centers = np.array([(b["lower"] + b["upper"]) / 2 for b in bins])
+    filled = np.array([b["count"] > 0 for b in bins])
+    accuracy = np.array([b["accuracy"] or 0.0 for b in bins])
+    confidence = np.array([b["confidence"] if b["confidence"] is not None else c
+                           for b, c in zip(bins, centers)])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfectly calibrated")
+    top.bar(centers[filled], accuracy[filled], width=width * 0.95, color="tab:blue",
+            edgecolor="white", label="accuracy")
+    top.bar(centers[filled], (confidence - accuracy)[filled], bottom=accuracy[filled],
+            width=width * 0.95, color="tab:red", alpha=0.3, label="gap to confidence")
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy (fraction positive)")
+    top.set_title(f"{title}: ECE {calibration['ece']:.3f}")
+    top.legend(fontsize=8, loc="upper left")
+    bottom.bar(centers, [b["count"] for b in bins], width=width * 0.95, color="grey")
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("count")
+    return _save(fig, path)
+
+
+def plot_confidently_wrong(examples: Sequence, rows: Sequence[Mapping], path: str | Path,
+                           columns: int = 4) -> Path:
+    """A grid of the most confidently wrong examples, each titled true → predicted (confidence).
+
+    `examples` are images (H, W, C arrays in [0, 255]) or texts, `rows` the matching
+    ``report["confidently_wrong"]`` entries; entries without a displayable input are skipped.
+
+    Example:
+    >>> import tempfile, pathlib, numpy as np
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "wrong.png"
+    >>> row = {"index": 3, "label": "a", "predicted": "b", "confidence": 0.9}
+    >>> plot_confidently_wrong([np.zeros((8, 8, 3))], [row], p).exists()
+    True
+    """
+    plt = _figure()
+    pairs = [(e, r) for e, r in zip(examples, rows) if e is not None] or [(None, None)]
+    columns = min(columns, len(pairs))
+    count_rows = -(-len(pairs) // columns)
+    fig, axes = plt.subplots(count_rows, columns, figsize=(3.0 * columns, 2.9 * count_rows),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (example, row) in zip(axes.flat, pairs):
+        if row is None:
+            ax.text(0.5, 0.5, "no wrong predictions", ha="center", va="center")
+            continue
+        if isinstance(example, str):
+            text = example if len(example) <= 240 else example[:237] + "…"
+            ax.text(0, 1, text, va="top", ha="left", wrap=True, fontsize=7)
+        else:
+            image = np.clip(np.asarray(example, np.float64), 0, 255) / 255.0
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image,
+                      cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_title(f"#{row['index']}: {row['label']} → {row['predicted']}\n"
+                     f"confidence {row['confidence']:.2f}", fontsize=7)
+    fig.suptitle("Most confidently wrong", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_regression(targets: np.ndarray, predictions: np.ndarray, path: str | Path,
+                    title: str = "") -> Path:
+    """Predicted against true values (one panel per target), with the identity line.
+
+    Example:
+    >>> import tempfile, pathlib, numpy as np
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "pred.png"
+    >>> plot_regression(np.arange(4.0), np.arange(4.0) + 0.1, p).exists()
+    True
+    """
+    plt = _figure()
+    targets = np.asarray(targets, np.float64).reshape(len(targets), -1)
+    predictions = np.asarray(predictions, np.float64).reshape(targets.shape)
+    count = targets.shape[1]
+    fig, axes = plt.subplots(1, count, figsize=(4.5 * count, 4), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        low = min(targets[:, i].min(), predictions[:, i].min())
+        high = max(targets[:, i].max(), predictions[:, i].max())
+        ax.plot([low, high], [low, high], "--", color="grey", lw=1)
+        ax.scatter(targets[:, i], predictions[:, i], s=8, alpha=0.6)
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"{title} target {i}".strip())
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_search_results(rows: Sequence[Mapping], path: str | Path, objective: str = "score",
+                        parameter: str = "learning_rate",
+                        baseline: tuple[str, float] | None = None) -> Path:
+    """Hyperparameter search results: each trial's score in run order with the best so far, and
+    the score against `parameter` (log scale), coloured by recipe; `baseline` is a
+    ``(label, score)`` drawn as a horizontal line (e.g. the untuned default).
+
+    `rows` are the trial rows of a `TuneResult` (keys ``trial``, ``score``, ``recipe`` and the
+    hyperparameters); failed trials (score None) are left out.
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "search.png"
+    >>> rows = [{"trial": 0, "score": 0.5, "learning_rate": 1e-3, "recipe": "feature_extraction"},
+    ...         {"trial": 1, "score": 0.7, "learning_rate": 1e-2, "recipe": "fine_tune"}]
+    >>> plot_search_results(rows, p).exists()
+    True
+    """
+    plt = _figure()
+    done = [r for r in rows if r.get("score") is not None]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    order = np.arange(1, len(done) + 1)
+    scores = np.array([r["score"] for r in done], np.float64)
+    recipes = sorted({str(r.get("recipe", "")) for r in done})
+    colours = {name: f"C{i}" for i, name in enumerate(recipes)}
+    for name in recipes:
+        chosen = [i for i, r in enumerate(done) if str(r.get("recipe", "")) == name]
+        left.scatter(order[chosen], scores[chosen], color=colours[name], label=name or "trial")
+        values = [done[i].get(parameter) for i in chosen]
+        keep = [i for i, v in zip(chosen, values) if isinstance(v, (int, float)) and v > 0]
+        right.scatter([done[i][parameter] for i in keep], scores[keep], color=colours[name],
+                      label=name or "trial")
+    if len(done):
+        left.step(order, np.maximum.accumulate(scores), where="post", color="black", lw=1,
+                  label="best so far")
+    if baseline is not None:
+        for ax in (left, right):
+            ax.axhline(baseline[1], color="grey", ls="--", lw=1, label=baseline[0])
+    left.set_xlabel("trial (run order)")
+    left.set_ylabel(objective)
+    left.set_title("Search progress")
+    left.legend(fontsize=8)
+    right.set_xscale("log")
+    right.set_xlabel(parameter)
+    right.set_ylabel(objective)
+    right.set_title(f"{objective} against {parameter}")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -14,7 +14,6 @@ from typing import Callable, Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
-from keras_transfer.backbones.hub import is_hub_backbone
 from keras_transfer.backbones.spec import BackboneSpec, BlockEnd
 
 
@@ -34,12 +33,13 @@ class Block:
 
 
 def _leaf_layers(model: keras.Model) -> list:
-    """Layers in graph order; a nested keras-hub backbone is opened up, input layers dropped."""
+    """Layers in graph order; nested models (a keras-hub backbone, or a multi-output view of its
+    graph made by a dense head) are opened up, input layers dropped."""
     leaves = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if is_hub_backbone(layer):
+        if isinstance(layer, keras.Model):
             leaves.extend(_leaf_layers(layer))
         else:
             leaves.append(layer)
@@ -153,6 +153,9 @@ def _set_layer_trainable(layer, trainable: bool, train_batchnorm: bool) -> None:
             # Frozen BatchNorm runs in inference mode in Keras 3: fine-tuning with batch statistics
             # of small batches would wreck the pretrained moving averages.
             sub.trainable = trainable and train_batchnorm
+        if getattr(sub, "lora_enabled", False):
+            # A LoRA layer trains its adapters only; unfreezing its block must not train the base.
+            sub._kernel.trainable = False
 
 
 def _is_batchnorm(layer) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import keras
 
@@ -15,6 +16,20 @@ from keras_transfer.layers import ImagePreprocessing
 from keras_transfer.weights import resolve as wr
 
 _REGISTRY: dict[str, BackboneSpec] = {}
+# Functions mapping a model to its spec (or None) for backbones known by class rather than by
+# name, e.g. keras-hub text backbones (keras_transfer.text registers one).
+_SPEC_FINDERS: list[Callable[[keras.Model], BackboneSpec | None]] = []
+
+
+def register_spec_finder(finder: Callable[[keras.Model], BackboneSpec | None]) -> None:
+    """Lets `find_backbone` (and so freeze/unfreeze/describe) recognise more backbones.
+
+    Example:
+    >>> from keras_transfer.text.families import find_text_spec
+    >>> register_spec_finder(find_text_spec)  # done when keras_transfer is imported
+    """
+    if finder not in _SPEC_FINDERS:
+        _SPEC_FINDERS.append(finder)
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
@@ -171,6 +186,8 @@ def find_backbone(model: keras.Model) -> tuple[keras.Model, BackboneSpec]:
             hub.is_hub_backbone(layer) for layer in candidate.layers
         ):
             spec = hub.generic_hub_spec(candidate.name, saved=True)
+        for finder in _SPEC_FINDERS:
+            spec = spec or finder(candidate)
         if spec is not None:
             return candidate, hub.with_blocks_from(spec, candidate)
     raise ValueError(

@@ -31,7 +31,8 @@ _INDEX_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
 
 @dataclass
 class SegmentationDataset:
-    """Batched ``(images, masks)`` splits: float32 ``(B, H, W, 3)`` in [0, 255], int32 ``(B, H, W)``.
+    """Batched ``(images, masks)`` splits: float32 ``(B, H, W, 3)`` images in [0, 255] and
+    int32 ``(B, H, W)`` class ids.
 
     Example:
     >>> data = segmentation_from_arrays(*synthetic_shapes(4, (16, 16)), verbose=False)
@@ -157,7 +158,10 @@ def read_mask(path: str | os.PathLike, palette: Palette | None = None) -> np.nda
         return pixels.astype(np.int64)
     if pixels.ndim == 3 and (pixels[..., :3] == pixels[..., :1]).all():
         return pixels[..., 0].astype(np.int64)  # grey saved as RGB(A)
-    raise BadInputError(f"{path}: a colour ({mode}) mask needs palette= mapping colours to classes")
+    if pixels.ndim == 3:
+        raise BadInputError(f"{path}: a colour ({mode}) mask needs palette= mapping colours to "
+                            "classes")
+    raise BadInputError(f"{path}: mode {mode} is not a class-index mask (use 8/16-bit integers)")
 
 
 def _read_pair(image_path: str, mask_path: str, size: tuple[int, int], palette: Palette | None,
@@ -193,8 +197,8 @@ def _read_pair(image_path: str, mask_path: str, size: tuple[int, int], palette: 
 # --------------------------------------------------------------------------- loaders
 
 
-def _class_names(num_classes: int | None, class_names: Sequence[str] | None,
-                 palette: Palette | None, ignore_class: int | None) -> int | None:
+def _resolve_num_classes(num_classes: int | None, class_names: Sequence[str] | None,
+                         palette: Palette | None, ignore_class: int | None) -> int | None:
     if class_names is not None:
         if num_classes is not None and num_classes != len(class_names):
             raise BadInputError(f"num_classes={num_classes} but {len(class_names)} class_names.")
@@ -249,7 +253,7 @@ def segmentation_from_folders(
     for root, what in ((image_root, "images"), (mask_root, "masks")):
         if not root.is_dir():
             raise BadInputError(f"{root}: not a folder ({what}=).")
-    num_classes = _class_names(num_classes, class_names, palette, ignore_class)
+    num_classes = _resolve_num_classes(num_classes, class_names, palette, ignore_class)
     if num_classes is not None and num_classes > 255:
         raise BadInputError(f"num_classes={num_classes}: masks are read as 8-bit class ids.")
     report = LoadReport(f"{image_root} + {mask_root}", strict=strict)
@@ -266,13 +270,16 @@ def segmentation_from_folders(
         return _read_pair(*pair, tuple(image_size), palette, num_classes, ignore_class)
 
     pixels, labels = [], []
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as executor:
+    executor = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2))
+    try:  # results in input order, so strict mode raises on the first bad pair
         for result in executor.map(attempt, zip(map(str, found), mask_paths)):
             if isinstance(result[0], str):
                 report.skip(*result)
             else:
                 pixels.append(result[0])
                 labels.append(result[1])
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
     if not pixels:
         first = "; ".join(f"{item}: {why}" for item, why in report.skipped[:3])
         raise BadInputError(f"{image_root}: no usable image/mask pair"
@@ -310,7 +317,7 @@ def segmentation_from_arrays(
     if images.ndim != 4 or images.shape[-1] != 3 or masks.shape != images.shape[:3]:
         raise BadInputError(f"images {images.shape} and masks {masks.shape}: expected "
                             "(N, H, W, 3) and (N, H, W).")
-    num_classes = _class_names(num_classes, class_names, None, ignore_class)
+    num_classes = _resolve_num_classes(num_classes, class_names, None, ignore_class)
     report = LoadReport("arrays")
     if num_classes is not None:
         valid = masks != ignore_class if ignore_class is not None else True
@@ -416,7 +423,8 @@ def synthetic_shapes(
         for _ in range(rng.integers(1, max_shapes + 1)):
             cls = int(rng.integers(1, 4))
             side = rng.uniform(0.2, 0.45) * min(height, width)
-            cx, cy = rng.uniform(side / 2, width - side / 2), rng.uniform(side / 2, height - side / 2)
+            cx = rng.uniform(side / 2, width - side / 2)
+            cy = rng.uniform(side / 2, height - side / 2)
             box = [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]
             colour = tuple(int(c) for c in rng.integers(0, 256, 3))
             for draw, fill in ((draw_image, colour), (draw_mask, cls)):

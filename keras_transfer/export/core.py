@@ -107,8 +107,10 @@ def export(
         labels: class names in output order → ``labels.txt``, metadata and TFLite metadata.
         representative_data: raw images to calibrate ``int8`` on (array, ``(x, y)``, file paths,
             tf.data or an iterable); defaults to `verify_data`. ``num_calibration`` are used.
-        verify_data: raw images, optionally with labels, to verify on (``num_verify`` of them);
-            without it, seeded uniform-noise images are used (no accuracy then).
+        verify_data: raw images, optionally with labels (masks ``(N, H, W)`` for a segmenter),
+            to verify on (``num_verify`` of them); without it, seeded uniform-noise images are
+            used (no accuracy then). A per-pixel softmax output is verified as segmentation:
+            max |diff| and pixel agreement, plus pixel accuracy and mean IoU with masks.
         metadata: extra JSON-serializable facts (backbone name, metrics, ...) → ``metadata.json``.
         int8_io: ``None`` (float input/output around the int8 model), ``"int8"`` or ``"uint8"``.
         threads: interpreter threads for verification (default: CPU count, at most 4).
@@ -295,7 +297,8 @@ def _verify(
     if verbose:
         for name, entry in result["tflite"].items():
             parts = [f"max|diff| {entry['max_abs_diff']:.2e}"]
-            for key in ("top1_agreement", "accuracy", "binary_accuracy", "mae"):
+            for key in ("top1_agreement", "pixel_agreement", "accuracy", "binary_accuracy",
+                        "mae", "pixel_accuracy", "mean_iou"):
                 if key in entry:
                     parts.append(f"{key} {entry[key]:.3f}")
             parts.append(f"{entry['latency_ms_median']:.2f} ms/img")

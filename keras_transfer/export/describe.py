@@ -131,6 +131,9 @@ def describe_model(model: keras.Model) -> dict[str, Any]:
         activation = getattr(act, "__name__", None)
     except ValueError:
         pass
+    task = _TASKS.get(activation or "", "unknown")
+    if activation == "softmax" and len(output_shape) == 4:  # (batch, H, W, classes) per pixel
+        task = "segmentation"
     return {
         "name": model.name,
         "num_params": int(model.count_params()),
@@ -144,7 +147,7 @@ def describe_model(model: keras.Model) -> dict[str, Any]:
         "output": {
             "shape": [int(d) if d is not None else None for d in output_shape[1:]],
             "activation": activation,
-            "task": _TASKS.get(activation or "", "unknown"),
+            "task": task,
         },
         "normalization": describe_normalization(find_preprocessing(model)),
     }

@@ -36,6 +36,12 @@ def score(predictions: np.ndarray, labels: np.ndarray | None, task: str) -> dict
     """
     if labels is None:
         return {}
+    if task == "segmentation":
+        from keras_transfer.segmentation_metrics import segmentation_scores
+
+        masks = _masks_like(np.asarray(labels), predictions.shape[1:3])
+        scores = segmentation_scores(masks, predictions, predictions.shape[-1])
+        return {"pixel_accuracy": scores["pixel_accuracy"], "mean_iou": scores["mean_iou"]}
     if task == "regression":
         target = np.asarray(labels).reshape(predictions.shape)
         return {"mae": float(np.mean(np.abs(predictions - target)))}
@@ -46,8 +52,18 @@ def score(predictions: np.ndarray, labels: np.ndarray | None, task: str) -> dict
     return {"accuracy": float(np.mean(predictions.argmax(axis=-1) == index))}
 
 
+def _masks_like(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Masks ``(N, h, w[, 1])`` at ``size`` (nearest neighbour: class ids stay class ids)."""
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    rows = (np.arange(size[0]) * masks.shape[1] // size[0])[:, None]
+    cols = (np.arange(size[1]) * masks.shape[2] // size[1])[None, :]
+    return masks[:, rows, cols]
+
+
 def compare(reference: np.ndarray, outputs: np.ndarray, task: str) -> dict[str, float]:
-    """Differences of two output arrays: max/mean abs diff and (classifiers) top-1 agreement.
+    """Differences of two output arrays: max/mean abs diff, and top-1 agreement (classifiers)
+    or per-pixel class agreement (segmentation).
 
     Example:
     >>> compare(np.array([[0.2, 0.8]]), np.array([[0.3, 0.7]]), "single_label")["top1_agreement"]
@@ -55,7 +71,9 @@ def compare(reference: np.ndarray, outputs: np.ndarray, task: str) -> dict[str, 
     """
     diff = np.abs(reference.astype("float64") - outputs.astype("float64"))
     result = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
-    if task == "multi_label":
+    if task == "segmentation":
+        result["pixel_agreement"] = float(np.mean(reference.argmax(-1) == outputs.argmax(-1)))
+    elif task == "multi_label":
         result["threshold_agreement"] = float(np.mean((reference >= 0.5) == (outputs >= 0.5)))
     elif task != "regression" and reference.shape[-1] > 1:
         result["top1_agreement"] = float(np.mean(reference.argmax(-1) == outputs.argmax(-1)))

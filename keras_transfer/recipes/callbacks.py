@@ -17,6 +17,7 @@ def default_callbacks(
     early_stopping: int | None = 5,
     backup: bool = True,
     terminate_on_nan: bool = True,
+    strategy=None,
 ) -> list[keras.callbacks.Callback]:
     """TensorBoard logs, best-model checkpoint, early stopping, BackupAndRestore, TerminateOnNaN.
 
@@ -24,21 +25,30 @@ def default_callbacks(
     with `run_dir=None` only the in-memory callbacks are returned. ``BackupAndRestore`` makes a
     killed run resume from its last completed epoch when started again with the same `run_dir`.
 
+    Under a multi-worker `strategy` only the chief writes under `run_dir`; the other workers
+    write to temporary folders deleted when training ends, and every worker restores from the
+    chief's ``backup/`` (so `run_dir` must be on storage all workers see).
+
     Example:
     >>> [type(c).__name__ for c in default_callbacks(None)]
     ['EarlyStopping', 'TerminateOnNaN']
     """
     callbacks: list[keras.callbacks.Callback] = []
     if run_dir is not None:
+        from keras_transfer.distribute import RemoveWorkerDir, WorkerBackupAndRestore, worker_dir
+
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        own_dir = worker_dir(run_dir, strategy)  # run_dir, or a non-chief's temporary folder
+        own_dir.mkdir(parents=True, exist_ok=True)
         if tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+            callbacks.append(keras.callbacks.TensorBoard(str(own_dir / "tensorboard")))
         if checkpoint:
             callbacks.append(keras.callbacks.ModelCheckpoint(
-                str(run_dir / "best.keras"), monitor=monitor, save_best_only=True))
+                str(own_dir / "best.keras"), monitor=monitor, save_best_only=True))
         if backup:
-            callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
+            callbacks.append(WorkerBackupAndRestore(run_dir / "backup", strategy))
+        if own_dir != run_dir:
+            callbacks.append(RemoveWorkerDir(own_dir))
     if early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=early_stopping, restore_best_weights=True))

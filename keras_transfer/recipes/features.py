@@ -100,9 +100,11 @@ def extract_features(
     if disk_path is not None and disk_path.exists():
         with np.load(disk_path) as stored:
             return stored["x"], stored["y"]
+    from keras_transfer.distribute import local_predict
+
+    predict = local_predict(features)  # predict_on_batch, minus one copy per replica
     outputs = [
-        features.predict_on_batch(images)
-        for images, _ in tqdm(batches, desc=description, unit="batch", leave=False)
+        predict(images) for images, _ in tqdm(batches, desc=description, unit="batch", leave=False)
     ]
     result = (np.concatenate(outputs), np.concatenate([labels for _, labels in batches]))
     if cache == "memory":

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_transfer import distribute
 from keras_transfer.backbones import freeze, unfreeze
 from keras_transfer.recipes.callbacks import EpochTimer, default_callbacks
 from keras_transfer.recipes.discriminative import discriminative_optimizer
@@ -57,12 +58,17 @@ def feature_extraction(
     class_weight: dict | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    strategy: str | tf.distribute.Strategy | None = None,
 ) -> RecipeHistory:
     """Trains only the head, on backbone features computed once (the backbone stays frozen).
 
     The model is trained in place and comes back whole (backbone + trained head), ready to
     evaluate and export. `passes` > 1 caches several augmented copies of the training set when
     its pipeline augments (caching otherwise freezes one augmentation per image).
+
+    `strategy` (a `keras_transfer.distribute.resolve_strategy` name or a tf.distribute
+    strategy) trains the head data-parallel; `batch_size` is then per replica. Features are
+    computed on every worker from the whole `train` dataset.
 
     Example:
     >>> import numpy as np, tensorflow as tf
@@ -75,22 +81,29 @@ def feature_extraction(
     >>> len(history.series("loss"))
     2
     """
-    freeze(model)
-    features, head = split_at(model)
-    x, y = extract_features(features, train, passes=passes, cache=cache, description="train features")
-    val = None
-    if validation is not None:
-        val = extract_features(features, validation, cache=cache, description="validation features")
-    loss, metrics = _loss_and_metrics(model)
-    head.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
-    timer = EpochTimer()
-    history = head.fit(
-        x, y, batch_size=batch_size, epochs=epochs, validation_data=val, shuffle=True,
-        class_weight=class_weight, callbacks=[timer, *callbacks], verbose=verbose,
-    )
+    with distribute.training_scope(model, strategy) as net:  # the head's optimizer in scope
+        freeze(net)
+        features, head = split_at(net)
+        x, y = extract_features(features, train, passes=passes, cache=cache,
+                                description="train features")
+        val = None
+        if validation is not None:
+            val = extract_features(features, validation, cache=cache,
+                                   description="validation features")
+        loss, metrics = _loss_and_metrics(net)
+        head.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+        timer = EpochTimer()
+        global_batch = batch_size if strategy is None else distribute.global_batch_size(
+            batch_size, distribute.resolve_strategy(strategy))
+        history = head.fit(
+            x, y, batch_size=global_batch, epochs=epochs, validation_data=val, shuffle=True,
+            class_weight=class_weight, callbacks=[timer, *callbacks], verbose=verbose,
+        )
+        _recompile(net, learning_rate)
+    if net is not model:  # trained as a copy inside the scope; `model` has its weights now
+        _recompile(model, learning_rate)
     result = RecipeHistory()
     result.add("feature_extraction", history)
-    _recompile(model, learning_rate)
     return result
 
 
@@ -125,6 +138,7 @@ def fine_tune(
     run_dir: str | Path | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
+    strategy: str | tf.distribute.Strategy | None = None,
 ) -> RecipeHistory:
     """Staged fine-tuning: train the head on a frozen backbone, then unfreeze the last blocks.
 
@@ -142,6 +156,13 @@ def fine_tune(
             epochs (from the top, up to `unfreeze_blocks`); None: all at once.
         callbacks: stage-2 callbacks; None means `default_callbacks(run_dir)` (TensorBoard,
             checkpoint, early stopping, BackupAndRestore, TerminateOnNaN).
+        strategy: train data-parallel under this tf.distribute strategy (a name of
+            `keras_transfer.distribute.resolve_strategy` or a strategy): the model, optimizer
+            and metrics are built in its scope (a model built outside it is trained as a copy
+            whose weights come back into `model`), `train`/`validation` get the right
+            auto-shard policy, and only the chief writes under `run_dir`. Batch the datasets
+            with the global batch (`keras_transfer.distribute.global_batch_size`). None: no
+            distribution.
 
     Example:
     >>> import numpy as np, tensorflow as tf
@@ -155,35 +176,45 @@ def fine_tune(
     ['head', 'fine_tune']
     """
     result = RecipeHistory()
-    if head_epochs:
-        if head_on_cached_features:
-            stage1 = feature_extraction(
-                model, train, validation, epochs=head_epochs, learning_rate=learning_rate,
-                class_weight=class_weight, verbose=verbose)
-            result.add("head", stage1.stages[0][1])
-        else:
-            freeze(model)
-            _recompile(model, learning_rate)
-            result.add("head", model.fit(train, validation_data=validation, epochs=head_epochs,
-                                         class_weight=class_weight, verbose=verbose))
-    if epochs:
-        unfreeze(model, last=unfreeze_blocks, train_batchnorm=train_batchnorm)
-        steps = _steps_per_epoch(train)
-        schedule = (keras.optimizers.schedules.CosineDecay(fine_tune_learning_rate, steps * epochs)
-                    if steps else fine_tune_learning_rate)
-        _recompile(model, schedule, discriminative)
-        if callbacks is None:
-            callbacks = default_callbacks(run_dir, monitor="val_loss" if validation is not None
-                                          else "loss")
-        extra: list[keras.callbacks.Callback] = [EpochTimer()]
-        if gradual_unfreezing:
-            extra.append(GradualUnfreezing(every=gradual_unfreezing, start=0,
-                                           max_blocks=unfreeze_blocks,
-                                           train_batchnorm=train_batchnorm))
-        history = model.fit(train, validation_data=validation, epochs=epochs,
-                            class_weight=class_weight, callbacks=[*extra, *callbacks],
-                            verbose=verbose)
-        result.add("fine_tune", history)
+    if strategy is not None:
+        strategy = distribute.resolve_strategy(strategy)
+        train = distribute.with_sharding(train, strategy)
+        validation = distribute.with_sharding(validation, strategy)
+    with distribute.training_scope(model, strategy) as net:
+        if head_epochs:
+            if head_on_cached_features:
+                stage1 = feature_extraction(
+                    net, train, validation, epochs=head_epochs, learning_rate=learning_rate,
+                    class_weight=class_weight, verbose=verbose, strategy=strategy)
+                result.add("head", stage1.stages[0][1])
+            else:
+                freeze(net)
+                _recompile(net, learning_rate)
+                result.add("head", net.fit(train, validation_data=validation,
+                                           epochs=head_epochs, class_weight=class_weight,
+                                           verbose=verbose))
+        if epochs:
+            unfreeze(net, last=unfreeze_blocks, train_batchnorm=train_batchnorm)
+            steps = _steps_per_epoch(train)
+            schedule = (keras.optimizers.schedules.CosineDecay(fine_tune_learning_rate,
+                                                               steps * epochs)
+                        if steps else fine_tune_learning_rate)
+            _recompile(net, schedule, discriminative)
+            if callbacks is None:
+                callbacks = default_callbacks(run_dir, monitor="val_loss" if validation
+                                              is not None else "loss", strategy=strategy)
+            extra: list[keras.callbacks.Callback] = [EpochTimer()]
+            if gradual_unfreezing:
+                extra.append(GradualUnfreezing(every=gradual_unfreezing, start=0,
+                                               max_blocks=unfreeze_blocks,
+                                               train_batchnorm=train_batchnorm))
+            history = net.fit(train, validation_data=validation, epochs=epochs,
+                              class_weight=class_weight, callbacks=[*extra, *callbacks],
+                              verbose=verbose)
+            result.add("fine_tune", history)
+    if net is not model:  # trained as a copy inside the scope; `model` has its weights now
+        _recompile(model, fine_tune_learning_rate if epochs else learning_rate,
+                   discriminative if epochs else None)
     return result
 
 

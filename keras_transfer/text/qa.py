@@ -1,0 +1,398 @@
+"""Extractive question answering: a start/end span head, SQuAD-style labels, answers as text.
+
+The model reads ``(question, context)`` strings, packed as one sequence with the question kept
+whole and the context truncated to fit (``truncate="waterfall"``), and returns two distributions
+over token positions: where the answer starts and where it ends. Training labels are token
+positions computed here from character offsets; answers are decoded back to the exact characters
+of the context.
+
+Character alignment is generic across WordPiece, byte-level BPE and SentencePiece: the context is
+split at whitespace, each word is tokenized on its own (with a leading space after the first, as
+the tokenizers see it inside the text), and the pieces of a word are matched against its
+characters. A word whose pieces cannot be matched (e.g. accents stripped by an uncased
+vocabulary) maps every piece to the whole word, so answers stay word-exact at worst.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import keras
+import numpy as np
+
+from keras_transfer.data.report import LoadReport
+from keras_transfer.data.splits import DEFAULT_SEED
+from keras_transfer.errors import BadInputError
+from keras_transfer.text.backbones import (
+    apply_trainability,
+    check_trainability,
+    sequence_output,
+    text_trunk,
+)
+from keras_transfer.text.heads import _compile
+from keras_transfer.text.layers import SpanProbabilities, TextPreprocessing, run_preprocessor
+
+# Markers tokenizers put on pieces: WordPiece continuation, byte-level BPE space, SentencePiece.
+_PIECE_MARKERS = ("##", "Ġ", "▁")
+
+
+def build_question_answerer(
+    preset: str | os.PathLike,
+    *,
+    sequence_length: int = 256,
+    trainable_layers: int | str | Sequence[str] | None = "all",
+    lora_rank: int | None = None,
+    dropout: float = 0.1,
+    load_weights: bool = True,
+    layer_decay: float | None = None,
+    compile: bool = True,
+    learning_rate: float | None = None,
+) -> keras.Model:
+    """An extractive QA model: ``(question, context)`` strings → start/end probabilities.
+
+    Outputs ``{"start": (batch, sequence_length), "end": (batch, sequence_length)}``; train on
+    `qa_dataset` and read answers with `answer_questions`. Needs a family that packs sentence
+    pairs (every supported encoder; not GPT-2).
+
+    Example:
+    >>> import tempfile
+    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> qa = build_question_answerer(str(make_tiny_preset("bert", tempfile.mkdtemp())),
+    ...                              sequence_length=32)
+    >>> answer_questions(qa, ["what is the capital?"], ["paris is the capital."])[0].keys()
+    dict_keys(['answer', 'score', 'start', 'end'])
+    """
+    check_trainability(trainable_layers, lora_rank)
+    inputs, tokens, backbone, outputs, family = text_trunk(
+        preset, input_names=["question", "context"], sequence_length=sequence_length,
+        load_weights=load_weights, truncate="waterfall")
+    x = sequence_output(outputs)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    logits = keras.layers.Dense(2, dtype="float32", name="span_logits")(x)
+    start, end = SpanProbabilities(name="span")(logits, tokens["padding_mask"])
+    model = keras.Model(inputs, {"start": start, "end": end},
+                        name=f"{family.name}_question_answerer")
+    apply_trainability(model, trainable_layers, lora_rank)
+    if lora_rank is None and "pooler" in [name for name, _ in family.tail]:
+        from keras_transfer.backbones.blocks import set_trainable
+
+        set_trainable(model, {"pooler": False})  # QA reads tokens; the pooler gets no gradient
+    if compile:
+        loss = {"start": "sparse_categorical_crossentropy", "end": "sparse_categorical_crossentropy"}
+        metrics = {"start": ["accuracy"], "end": ["accuracy"]}
+        _compile(model, loss, metrics, learning_rate, layer_decay, lora_rank)
+    return model
+
+
+# ----------------------------------------------------------------------------- alignment
+
+
+def _preprocessor(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, TextPreprocessing):
+            return layer.preprocessor
+    raise BadInputError(f"Model '{model.name}' has no TextPreprocessing layer; build it with "
+                        "build_question_answerer().")
+
+
+def _tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    import tensorflow as tf
+
+    ids = tokenizer(tf.constant(list(texts), dtype=tf.string))
+    ids = ids.to_list() if hasattr(ids, "to_list") else ids
+    return [[int(i) for i in row] for row in ids]
+
+
+def _strip_marker(piece: str) -> str:
+    for marker in _PIECE_MARKERS:
+        if piece.startswith(marker):
+            return piece[len(marker):]
+    return piece
+
+
+def _walk(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, int]] | None:
+    """Spans by walking the text: each piece (markers stripped) must come next, after spaces."""
+    spans, cursor = [], 0
+    for token_id in ids:
+        surface = _strip_marker(str(tokenizer.id_to_token(token_id)))
+        while cursor < len(text) and text[cursor].isspace():
+            cursor += 1
+        if not surface:  # a bare marker: whitespace of its own (BPE "Ġ", SentencePiece "▁")
+            spans.append((cursor, cursor))
+        elif text[cursor:cursor + len(surface)].lower() == surface.lower():
+            spans.append((cursor, cursor + len(surface)))
+            cursor += len(surface)
+        else:
+            return None
+    return spans
+
+
+def _by_word(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, int]] | None:
+    """Spans by words: each whitespace-separated word tokenized alone must give the same ids;
+    a word whose pieces do not spell it (accents stripped, unknown token) maps to the word."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    pieces = [text[s:e] if i == 0 else " " + text[s:e] for i, (s, e) in enumerate(words)]
+    per_word = _tokenize(tokenizer, pieces) if pieces else []
+    if [i for word in per_word for i in word] != list(ids):
+        return None
+    spans: list[tuple[int, int]] = []
+    for (start, end), word_ids in zip(words, per_word):
+        inside = _walk(tokenizer, word_ids, text[start:end])
+        spans.extend([(start + a, start + b) for a, b in inside] if inside is not None
+                     else [(start, end)] * len(word_ids))
+    return spans
+
+
+def token_spans(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
+    """Token ids of `text` and each token's ``(start, end)`` character span in `text`.
+
+    Works for WordPiece, byte-level BPE and SentencePiece pieces of ASCII-like text; otherwise
+    falls back to word granularity. Returns None when neither works (the caller skips the
+    example or returns no answer).
+
+    Example:
+    >>> import tempfile, keras_hub
+    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> tok = keras_hub.models.Tokenizer.from_preset(str(make_tiny_preset("bert", tempfile.mkdtemp())))
+    >>> token_spans(tok, "Paris,  France")[1]
+    [(0, 5), (5, 6), (8, 14)]
+    """
+    ids = _tokenize(tokenizer, [text])[0]
+    spans = _walk(tokenizer, ids, text) or _by_word(tokenizer, ids, text)
+    return (ids, spans) if spans is not None else None
+
+
+def _find(sequence: Sequence[int], pattern: Sequence[int], start: int = 0) -> int:
+    n = len(pattern)
+    for i in range(start, len(sequence) - n + 1):
+        if list(sequence[i:i + n]) == list(pattern):
+            return i
+    return -1
+
+
+def _layout(model: keras.Model, questions: Sequence[str], contexts: Sequence[str]):
+    """Packs the pairs and returns ``(layouts, tokens)``: per example the offset of the first
+    context token in the packed sequence, the number of context tokens kept and the character
+    spans of the context tokens (None where that cannot be worked out); and the packed tokens."""
+    import tensorflow as tf
+
+    preprocessor = _preprocessor(model)
+    tokenizer = preprocessor.tokenizer
+    tokens = run_preprocessor(preprocessor, (tf.constant(list(questions)),
+                                             tf.constant(list(contexts))))
+    packed = np.asarray(tokens["token_ids"])
+    question_ids = _tokenize(tokenizer, questions)
+    layouts = []
+    for row, q_ids, context in zip(packed, question_ids, contexts):
+        aligned = token_spans(tokenizer, context)
+        q_at = _find(row, q_ids)
+        if aligned is None or not aligned[0] or q_at < 0:
+            layouts.append(None)
+            continue
+        c_ids, spans = aligned
+        c_at = _find(row, c_ids[:1], q_at + len(q_ids))
+        if c_at < 0:
+            layouts.append(None)  # the context did not fit at all
+            continue
+        kept = 0
+        while kept < len(c_ids) and c_at + kept < len(row) and row[c_at + kept] == c_ids[kept]:
+            kept += 1
+        layouts.append((c_at, kept, spans))
+    return layouts, tokens
+
+
+def _answer_start(context: str, answer: str, start: int | None) -> int:
+    if start is not None:
+        return int(start)
+    found = context.find(answer)
+    return found if found >= 0 else context.lower().find(answer.lower())
+
+
+def qa_labels(
+    model: keras.Model,
+    examples: Iterable[Mapping[str, Any]],
+    *,
+    report: LoadReport | None = None,
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Token-position labels for SQuAD-style examples; bad ones are skipped and reported.
+
+    Each example has ``question``, ``context``, ``answer`` (text) and optionally
+    ``answer_start`` (character offset; else the first occurrence of the answer is used).
+
+    Returns ``(questions, contexts, start_positions, end_positions)`` of the kept examples.
+
+    Example:
+    >>> # q, c, starts, ends = qa_labels(qa_model, [{"question": "capital?",
+    >>> #     "context": "paris is the capital.", "answer": "paris"}])
+    """
+    report = report if report is not None else LoadReport("qa examples")
+    examples = list(examples)
+    for i, example in enumerate(examples):
+        missing = [key for key in ("question", "context", "answer") if not example.get(key)]
+        if missing:
+            raise BadInputError(f"QA example {i}: missing or empty {missing[0]!r}.")
+    layouts, _ = _layout(model, [e["question"] for e in examples],
+                         [e["context"] for e in examples])
+    questions, contexts, starts, ends = [], [], [], []
+    for i, (example, layout) in enumerate(zip(examples, layouts)):
+        context, answer = example["context"], example["answer"]
+        char_start = _answer_start(context, answer, example.get("answer_start"))
+        char_end = char_start + len(answer)
+        where = f"example {i}"
+        if char_start < 0 or context[char_start:char_end].lower() != answer.lower():
+            report.skip(where, "the answer is not in the context at answer_start")
+            continue
+        if layout is None:
+            report.skip(where, "the context could not be aligned to its tokens")
+            continue
+        offset, kept, spans = layout
+        inside = [t for t, (s, e) in enumerate(spans) if s < char_end and e > char_start]
+        if not inside or inside[-1] >= kept:
+            report.skip(where, "the answer lies beyond the truncated context")
+            continue
+        questions.append(example["question"])
+        contexts.append(context)
+        starts.append(offset + inside[0])
+        ends.append(offset + inside[-1])
+    report.good = len(questions)
+    return questions, contexts, np.asarray(starts, "int32"), np.asarray(ends, "int32")
+
+
+def qa_dataset(
+    model: keras.Model,
+    examples: Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int = 16,
+    shuffle: bool = True,
+    seed: int = DEFAULT_SEED,
+    verbose: bool = True,
+):
+    """A ``tf.data`` dataset of ``((question, context), {"start", "end"})`` for `model.fit`.
+
+    Returns ``(dataset, report)``; the `LoadReport` lists skipped examples with the reason.
+
+    Example:
+    >>> # train, report = qa_dataset(qa_model, squad_examples("train-v1.1.json"))
+    >>> # qa_model.fit(train, epochs=2)
+    """
+    import tensorflow as tf
+
+    report = LoadReport("qa examples")
+    questions, contexts, starts, ends = qa_labels(model, examples, report=report)
+    if not questions:
+        raise BadInputError(f"qa_dataset: no usable example.\n{report.summary()}")
+    ds = tf.data.Dataset.from_tensor_slices(
+        ((tf.constant(questions), tf.constant(contexts)), {"start": starts, "end": ends}))
+    if shuffle:
+        ds = ds.shuffle(len(questions), seed=seed, reshuffle_each_iteration=True)
+    if verbose:
+        print(report.summary())
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), report
+
+
+def squad_examples(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Reads a SQuAD v1.1/v2.0 JSON file into flat examples (unanswerable questions dropped).
+
+    Example:
+    >>> import tempfile, json, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "squad.json"
+    >>> _ = p.write_text(json.dumps({"data": [{"paragraphs": [{"context": "paris is big.",
+    ...     "qas": [{"question": "what is big?", "answers": [{"text": "paris",
+    ...     "answer_start": 0}]}]}]}]}))
+    >>> squad_examples(p)[0]["answer"]
+    'paris'
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        articles = data["data"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BadInputError(f"{path}: not a SQuAD-style JSON file ({error}).") from error
+    examples = []
+    for article in articles:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                answers = qa.get("answers") or []
+                if answers:
+                    examples.append({"question": qa.get("question", ""),
+                                     "context": paragraph.get("context", ""),
+                                     "answer": answers[0].get("text", ""),
+                                     "answer_start": answers[0].get("answer_start")})
+    return examples
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def best_span(start: np.ndarray, end: np.ndarray, first: int, count: int,
+              max_tokens: int) -> tuple[int, int, float]:
+    """The ``(i, j, p_start[i] * p_end[j])`` maximising the score with
+    ``first <= i <= j < first + count`` and ``j - i < max_tokens``.
+
+    Example:
+    >>> best_span(np.array([.1, .7, .2]), np.array([.1, .1, .8]), 0, 3, 5)[:2]
+    (1, 2)
+    """
+    s, e = start[first:first + count], end[first:first + count]
+    scores = np.triu(np.outer(s, e)) - np.triu(np.outer(s, e), k=max_tokens)
+    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    return first + int(i), first + int(j), float(scores[i, j])
+
+
+def answer_questions(
+    model: keras.Model,
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    *,
+    max_answer_tokens: int = 30,
+    batch_size: int = 32,
+) -> list[dict[str, Any]]:
+    """Answers each question with a span of its context, as text.
+
+    Returns one dict per question: ``answer`` (the context's characters), ``score`` (start ×
+    end probability), ``start``/``end`` (character offsets in the context; -1 and "" when the
+    context could not be aligned).
+
+    Example:
+    >>> # answer_questions(qa_model, ["Where is the Louvre?"], ["The Louvre is in Paris."])
+    >>> # [{'answer': 'Paris', 'score': 0.93, 'start': 17, 'end': 22}]
+    """
+    import tensorflow as tf
+
+    if len(questions) != len(contexts):
+        raise BadInputError(f"answer_questions: {len(questions)} questions but "
+                            f"{len(contexts)} contexts.")
+    if not questions:
+        return []
+    layouts, tokens = _layout(model, questions, contexts)
+    if len(questions) <= 4 * batch_size:
+        # Few questions: run the layers eagerly on the tokens computed above (no tracing).
+        from keras_transfer.text.export import token_model
+
+        inner, names = token_model(model)
+        probs = {"start": [], "end": []}
+        for i in range(0, len(questions), batch_size):
+            out = inner([np.asarray(tokens[n])[i:i + batch_size] for n in names], training=False)
+            for key in probs:
+                probs[key].append(np.asarray(out[key]))
+        probs = {key: np.concatenate(value) for key, value in probs.items()}
+    else:
+        probs = model.predict((tf.constant(list(questions)), tf.constant(list(contexts))),
+                              batch_size=batch_size, verbose=0)
+    results = []
+    for k, (context, layout) in enumerate(zip(contexts, layouts)):
+        if layout is None:
+            results.append({"answer": "", "score": 0.0, "start": -1, "end": -1})
+            continue
+        offset, kept, spans = layout
+        i, j, score = best_span(probs["start"][k], probs["end"][k], offset, kept,
+                                max_answer_tokens)
+        char_start, char_end = spans[i - offset][0], spans[j - offset][1]
+        results.append({"answer": context[char_start:char_end], "score": score,
+                        "start": char_start, "end": char_end})
+    return results
