@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--weights", type=_weights,
                          help="imagenet, none, or a weights file/preset")
     lr_find.add_argument("--output-dir", dest="output_dir",
-                         help="folder for the outputs (default: lr_find/<dataset>_<backbone>)")
+                         help="folder for the outputs (default: runs/lr_find/<dataset>_<backbone>)")
     lr_find.add_argument("--image-size", dest="image_size", type=int)
     lr_find.add_argument("--batch-size", dest="batch_size", type=int)
     lr_find.add_argument("--unfreeze-blocks", dest="unfreeze_blocks", type=int,

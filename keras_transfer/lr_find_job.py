@@ -29,7 +29,7 @@ class LRFindConfig:
 
     Example:
     >>> LRFindConfig(dataset="elpv").resolved_output_dir().as_posix()
-    'lr_find/elpv_efficientnet_lite0'
+    'runs/lr_find/elpv_efficientnet_lite0'
     """
 
     dataset: str = "elpv"
@@ -51,7 +51,7 @@ class LRFindConfig:
         if self.output_dir:
             return Path(self.output_dir)
         name = Path(self.dataset).name if Path(self.dataset).is_dir() else self.dataset
-        return Path("lr_find") / f"{name}_{self.backbone.replace('/', '_')}"
+        return Path("runs") / "lr_find" / f"{name}_{self.backbone.replace('/', '_')}"
 
     def check(self) -> None:
         """Raises `ValueError` naming the setting that is out of range (before any work starts)."""
