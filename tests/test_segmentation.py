@@ -45,9 +45,12 @@ def _tiny_flat(input_tensor, weights=None):
 
 
 def _tiny_nested(source):
-    """keras-hub protocol: a model of its own (any image size), nested in our wrapper."""
+    """keras-hub protocol: a hub `Backbone` of its own (any image size), nested in our wrapper."""
+    import keras_hub
+
     inputs = keras.Input((None, None, 3))
-    return keras.Model(inputs, _tiny_layers(inputs), name="tiny_core")
+    return keras_hub.models.Backbone(inputs=inputs, outputs=_tiny_layers(inputs),
+                                     name="tiny_core")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
+from keras_transfer.backbones.hub import is_hub_backbone
 from keras_transfer.backbones.spec import BackboneSpec, BlockEnd
+
+# Name suffix of a multi-output view of a nested keras-hub backbone's graph, made by dense heads
+# (keras_transfer.heads.segmentation.feature_extractor); opened up like the hub backbone itself.
+# Other nested models (ConvNeXt's Sequential stem, say) stay single layers.
+FEATURE_VIEW_SUFFIX = "_features"
 
 
 @dataclasses.dataclass
@@ -32,14 +38,21 @@ class Block:
         return int(sum(np.prod(w.shape) for layer in self.layers for w in layer.trainable_weights))
 
 
+def is_nested_backbone(layer) -> bool:
+    """True for a keras-hub backbone nested in our wrapper, or a feature view of one."""
+    return is_hub_backbone(layer) or (
+        isinstance(layer, keras.Model) and layer.name.endswith(FEATURE_VIEW_SUFFIX)
+    )
+
+
 def _leaf_layers(model: keras.Model) -> list:
-    """Layers in graph order; nested models (a keras-hub backbone, or a multi-output view of its
-    graph made by a dense head) are opened up, input layers dropped."""
+    """Layers in graph order; a nested backbone (`is_nested_backbone`) is opened up, input layers
+    dropped."""
     leaves = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if isinstance(layer, keras.Model):
+        if is_nested_backbone(layer):
             leaves.extend(_leaf_layers(layer))
         else:
             leaves.append(layer)

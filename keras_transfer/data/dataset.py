@@ -21,8 +21,32 @@ from keras_transfer.data.splits import balanced_class_weights, split_indices, st
 SPLITS = ("train", "validation", "test")
 
 
+class ImageSplits:
+    """What every image dataset result answers from its `class_names`, `image_size` and
+    `report` (`ImageDataset`, `SegmentationDataset`)."""
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (the size of the classifier's output)."""
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, 3): the shape of one image."""
+        return (int(self.image_size[0]), int(self.image_size[1]), 3)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Examples per split, e.g. ``{"train": 1968, "test": 656}``."""
+        return dict(self.report.split_counts)
+
+    def summary(self) -> str:
+        """The load report as text."""
+        return self.report.summary()
+
+
 @dataclass
-class ImageDataset:
+class ImageDataset(ImageSplits):
     """Batched ``(image, label)`` splits plus what a training job needs to know about them.
 
     Images are float32 (batch, H, W, 3) in [0, 255] (models preprocess inside). Labels are int32
@@ -48,24 +72,6 @@ class ImageDataset:
     image_size: tuple[int, int] = (224, 224)
     label_format: str = "int"
 
-    @property
-    def num_classes(self) -> int:
-        """Number of classes (the size of the classifier's output)."""
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(height, width, 3): the shape of one image."""
-        return (int(self.image_size[0]), int(self.image_size[1]), 3)
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Examples per split, e.g. ``{"train": 1968, "test": 656}``."""
-        return dict(self.report.split_counts)
-
-    def summary(self) -> str:
-        """The load report as text."""
-        return self.report.summary()
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from keras_transfer.data.dataset import ImageSplits
 from keras_transfer.data.decode import IMAGE_EXTENSIONS, _file_problem, list_image_files, load_image
 from keras_transfer.data.report import LoadReport
 from keras_transfer.data.splits import DEFAULT_SEED, split_indices
@@ -30,7 +31,7 @@ _INDEX_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
 
 
 @dataclass
-class SegmentationDataset:
+class SegmentationDataset(ImageSplits):
     """Batched ``(images, masks)`` splits: float32 ``(B, H, W, 3)`` images in [0, 255] and
     int32 ``(B, H, W)`` class ids.
 
@@ -47,25 +48,6 @@ class SegmentationDataset:
     report: LoadReport
     image_size: tuple[int, int]
     ignore_class: int | None = None
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes (the segmenter's output channels)."""
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(height, width, 3): the shape of one image."""
-        return (int(self.image_size[0]), int(self.image_size[1]), 3)
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Pairs per split."""
-        return dict(self.report.split_counts)
-
-    def summary(self) -> str:
-        """The load report as text."""
-        return self.report.summary()
 
 
 def segmentation_augmentation(

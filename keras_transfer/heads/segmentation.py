@@ -30,8 +30,8 @@ _PAPER_RATES, _PAPER_SIDE = (6, 12, 18), 32
 
 def _owner(backbone: keras.Model) -> keras.Model:
     """The model whose graph holds the block ends: the backbone, or the hub model nested in it."""
-    nested = [layer for layer in backbone.layers if isinstance(layer, keras.Model)]
-    return nested[0] if len(nested) == 1 else backbone
+    nested = [layer for layer in backbone.layers if _blocks.is_nested_backbone(layer)]
+    return nested[0] if nested else backbone
 
 
 def block_strides(backbone: keras.Model) -> dict[str, int]:
@@ -93,7 +93,7 @@ def feature_extractor(backbone: keras.Model, block_names: Sequence[str]) -> kera
     outputs = [block.output_layer.output for block in chosen]
     if owner is backbone:
         return keras.Model(backbone.inputs, outputs, name=spec.name)
-    tapped = keras.Model(owner.inputs, outputs, name=f"{spec.name}_features")
+    tapped = keras.Model(owner.inputs, outputs, name=spec.name + _blocks.FEATURE_VIEW_SUFFIX)
     inputs = keras.Input(backbone.input_shape[1:], name="images")
     x = inputs
     for layer in backbone.layers[1 : backbone.layers.index(owner)]:  # e.g. preprocessing
