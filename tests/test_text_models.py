@@ -87,6 +87,7 @@ def test_family_build_freeze_fit_save_load_lora(family, presets, tmp_path):
     assert 0 < counts["lora"] < counts["trainable"] < counts["total"]
 
 
+@pytest.mark.slow
 def test_export_strings_savedmodel_and_token_tflite(presets, tmp_path):
     model = ktt.build_text_classifier(presets["bert"], num_classes=3, sequence_length=16)
     texts = ["paris is big.", "the awful river", "a fun day!"]
@@ -99,7 +100,7 @@ def test_export_strings_savedmodel_and_token_tflite(presets, tmp_path):
     reference = model.predict(tf.constant(texts), verbose=0)
 
     signatures = tf.saved_model.load(str(folder / "saved_model")).signatures
-    assert {"serve", "serve_tokens", "serving_default"} <= set(signatures)
+    assert {"serve", "serving_default"} <= set(signatures)
     np.testing.assert_allclose(signatures["serve"](text=tf.constant(texts))["predictions"],
                                reference, atol=1e-5)
 
@@ -113,6 +114,26 @@ def test_export_strings_savedmodel_and_token_tflite(presets, tmp_path):
     assert meta["verification"]["tflite"]["model.tflite"]["max_abs_diff"] < 1e-5
     assert info["verification"]["saved_model"]["max_abs_diff"] < 1e-5
     assert (folder / "labels.txt").read_text().split() == ["neg", "neu", "pos"]
+
+
+@pytest.mark.slow
+def test_token_tflite_of_a_byte_pair_family(presets, tmp_path):
+    """GPT-2's tokenizer holds lookup tables, which are no TFLite ops: the TFLite graph must
+    start after the tokenizer."""
+    model = ktt.build_text_classifier(presets["gpt2"], num_classes=2, sequence_length=12)
+    texts = ["the cat is big", "an awful day!"]
+    info = ktt.export_text_model(model, tmp_path / "gpt2", formats="tflite",
+                                 quantization=("float32", "dynamic"), verify_texts=texts,
+                                 verbose=False)
+    assert sorted(p.name for p in (tmp_path / "gpt2").glob("*.tflite")) == [
+        "model.dynamic.tflite", "model.tflite"]
+    assert not (tmp_path / "gpt2" / "saved_model").exists()
+    runner = ktt.TextTFLiteRunner(tmp_path / "gpt2")
+    assert runner.input_names == ["padding_mask", "token_ids"]
+    np.testing.assert_allclose(runner.predict(texts)["predictions"],
+                               model(tf.constant(texts)).numpy(), atol=1e-5)
+    dynamic = info["verification"]["tflite"]["model.dynamic.tflite"]
+    assert dynamic["top1_agreement"] == 1.0 and dynamic["max_abs_diff"] < 0.05
 
 
 def test_lora_trains_adapters_only_and_round_trips(presets, tmp_path):

@@ -70,8 +70,8 @@ def load_text_backbone(preset: str | os.PathLike, *, load_weights: bool = True) 
     Example:
     >>> import tempfile
     >>> from keras_transfer.text.tiny import make_tiny_preset
-    >>> load_text_backbone(str(make_tiny_preset("bert", tempfile.mkdtemp()))).name
-    'bert_backbone'
+    >>> type(load_text_backbone(str(make_tiny_preset("bert", tempfile.mkdtemp())))).__name__
+    'BertBackbone'
     """
     backbone = _from_preset(_keras_hub().models.Backbone.from_preset, preset, "weights",
                             load_weights=load_weights)

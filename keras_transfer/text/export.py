@@ -3,14 +3,14 @@
 Layout of an export folder (only the requested parts)::
 
     model.keras            Keras 3 archive (tokenizer vocabulary inside; safe_mode loads it)
-    saved_model/           signatures ``serve`` (= ``serving_default``): the model's string
+    saved_model/           signature ``serve`` (= ``serving_default``): the model's string
                            inputs (``text``, or ``text_a``/``text_b``, or ``question``/``context``),
-                           shape (None,) → the outputs (``predictions``, or ``start``/``end``);
-                           ``serve_tokens``: the token inputs below → the same outputs
+                           shape (None,) → the outputs (``predictions``, or ``start``/``end``)
     model.tflite           TFLite, float32, built-in ops only; int32 inputs (batch,
     model.float16.tflite   sequence_length), batch 1 by default and resizable: ``token_ids``,
     model.dynamic.tflite   ``padding_mask`` (1 = real token) and, where the family has them,
                            ``segment_ids`` (0 first text, 1 second) → the same outputs
+                           (signature ``serve_tokens``)
     tokenizer/             preprocessor.json (keras-hub config) + the vocabulary files
     labels.txt             class names in output order
     metadata.json          inputs, outputs, special token ids, on-device recipe, verification
@@ -75,7 +75,8 @@ def token_model(model: keras.Model) -> tuple[keras.Model, list[str]]:
     tokens = dict(zip(names, keras.tree.flatten(node.output_tensors)))
     outputs = _outputs_dict(model.output if len(model.outputs) == 1 else
                             keras.tree.pack_sequence_as(model._outputs_struct, model.outputs))
-    return keras.Model([tokens[name] for name in names], outputs, name=f"{model.name}_tokens"), names
+    inner = keras.Model([tokens[name] for name in names], outputs, name=f"{model.name}_tokens")
+    return inner, names
 
 
 def _string_inputs(model: keras.Model) -> list[str]:
@@ -103,14 +104,10 @@ def _serve_tokens(inner: keras.Model, names: Sequence[str], specs: dict, batch_s
     return serve, [tf.TensorSpec((batch_size, specs[n][0]), tf.int32, name=n) for n in names]
 
 
-def _write_archive(directory: Path, model: keras.Model, inner: keras.Model,
-                   names: Sequence[str], specs: dict) -> None:
-    # One archive, two signatures: tracing and serializing the model once serves the strings-in
-    # SavedModel and the token-ids graph the TFLite files are converted from.
+def _write_archive(directory: Path, track: keras.Model, fn, signature, name: str) -> None:
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serve", *_serve_text(model))
-    archive.add_endpoint("serve_tokens", *_serve_tokens(inner, names, specs, None))
+    archive.track(track)
+    archive.add_endpoint(name, fn, input_signature=signature)
     archive.write_out(str(directory), verbose=False)
 
 
@@ -325,22 +322,23 @@ def export_text_model(
             with step("writing model.keras", verbose=verbose):
                 model.save(tmp / "model.keras")
             info["files"]["model.keras"] = {"format": "keras"}
-        if "saved_model" in formats or "tflite" in formats:
-            keep = "saved_model" in formats
-            source = tmp / ("saved_model" if keep else ".tflite_source")
-            with step("tracing and writing the SavedModel (serve, serve_tokens)", verbose=verbose):
-                _write_archive(source, model, inner, names, layer.specs)
-            if keep:
-                with step("checking saved_model/ on the verification texts", verbose=verbose):
-                    loaded = tf.saved_model.load(str(source))
-                    got = loaded.signatures["serve"](
-                        **{n: c for n, c in zip(string_inputs, texts_in)})
-                    verification["saved_model"] = {"max_abs_diff": _max_diff(reference, got)}
-                info["files"]["saved_model"] = {"format": "saved_model",
-                                                "signatures": ["serve", "serve_tokens"]}
+        if "saved_model" in formats:
+            with step("writing saved_model/ (strings in)", verbose=verbose):
+                _write_archive(tmp / "saved_model", model, *_serve_text(model), "serve")
+            with step("checking saved_model/ on the verification texts", verbose=verbose):
+                loaded = tf.saved_model.load(str(tmp / "saved_model"))
+                got = loaded.signatures["serve"](**{n: c for n, c in zip(string_inputs, texts_in)})
+                verification["saved_model"] = {"max_abs_diff": _max_diff(reference, got)}
+            info["files"]["saved_model"] = {"format": "saved_model", "signatures": ["serve"]}
         if "tflite" in formats:
             from keras_transfer.export.tflite import embed_metadata
 
+            # A separate graph of the layers after the tokenizer: the tokenizer's lookup tables
+            # must not be in the SavedModel the converter reads (they are not TFLite ops).
+            source = tmp / ".tflite_source"
+            with step("tracing the token-ids graph for TFLite", verbose=verbose):
+                _write_archive(source, inner, *_serve_tokens(inner, names, layer.specs, None),
+                               "serve_tokens")
             verification["tflite"] = {}
             for flavour in quantization:
                 name = tflite_filename(flavour)
@@ -352,8 +350,7 @@ def export_text_model(
                     (tmp / name).write_bytes(data)
                 info["files"][name] = {"format": "tflite", "quantization": flavour,
                                        "size_bytes": len(data)}
-            if not keep:
-                shutil.rmtree(source)
+            shutil.rmtree(source)
         with step("writing tokenizer/", verbose=verbose):
             save_preprocessor(preprocessor, tmp / TOKENIZER_DIR)
         info["files"][TOKENIZER_DIR] = {"format": "keras_hub preprocessor + vocabulary"}

@@ -129,7 +129,8 @@ def layer_indices(backbone: keras.Model, family: TextFamily) -> list[int]:
     Example:
     >>> from keras_transfer.text.tiny import make_tiny_preset
     >>> import keras_hub, tempfile
-    >>> bb = keras_hub.models.Backbone.from_preset(str(make_tiny_preset("bert", tempfile.mkdtemp())))
+    >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
+    >>> bb = keras_hub.models.Backbone.from_preset(preset)
     >>> layer_indices(bb, family_of(bb))
     [0, 1]
     """
@@ -144,7 +145,8 @@ def text_spec(backbone: keras.Model) -> BackboneSpec:
     Example:
     >>> from keras_transfer.text.tiny import make_tiny_preset
     >>> import keras_hub, tempfile
-    >>> bb = keras_hub.models.Backbone.from_preset(str(make_tiny_preset("gpt2", tempfile.mkdtemp())))
+    >>> preset = str(make_tiny_preset("gpt2", tempfile.mkdtemp()))
+    >>> bb = keras_hub.models.Backbone.from_preset(preset)
     >>> [name for name, _ in text_spec(bb).blocks]
     ['embeddings', 'layer_0', 'layer_1', 'final_norm']
     """

@@ -1,7 +1,7 @@
 """Text task models: classifier / regressor / sentence-pair classifier, and causal-LM fine-tuning.
 
-A classifier is a thin functional graph, strings in and probabilities out:
-``text → TextPreprocessing → keras-hub backbone → pooling → (hidden) → dropout → predictions``.
+A classifier is a thin functional graph, strings in and probabilities out: ``text →
+TextPreprocessing → keras-hub backbone → pooling → (hidden) → dropout → predictions``.
 """
 
 from __future__ import annotations

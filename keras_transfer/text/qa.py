@@ -83,7 +83,7 @@ def build_question_answerer(
 
         set_trainable(model, {"pooler": False})  # QA reads tokens; the pooler gets no gradient
     if compile:
-        loss = {"start": "sparse_categorical_crossentropy", "end": "sparse_categorical_crossentropy"}
+        loss = {key: "sparse_categorical_crossentropy" for key in ("start", "end")}
         metrics = {"start": ["accuracy"], "end": ["accuracy"]}
         _compile(model, loss, metrics, learning_rate, layer_decay, lora_rank)
     return model
@@ -158,7 +158,8 @@ def token_spans(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]
     Example:
     >>> import tempfile, keras_hub
     >>> from keras_transfer.text.tiny import make_tiny_preset
-    >>> tok = keras_hub.models.Tokenizer.from_preset(str(make_tiny_preset("bert", tempfile.mkdtemp())))
+    >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
+    >>> tok = keras_hub.models.Tokenizer.from_preset(preset)
     >>> token_spans(tok, "Paris,  France")[1]
     [(0, 5), (5, 6), (8, 14)]
     """

@@ -52,7 +52,8 @@ def _bytes_to_unicode() -> dict[int, str]:
 def _apply_merges(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     # The byte-pair encoding rule: repeatedly merge the adjacent pair of lowest merge rank.
     while len(pieces) > 1:
-        rank, i = min((ranks.get(pair, len(ranks)), i) for i, pair in enumerate(zip(pieces, pieces[1:])))
+        pairs = enumerate(zip(pieces, pieces[1:]))
+        rank, i = min((ranks.get(pair, len(ranks)), i) for i, pair in pairs)
         if rank == len(ranks):
             break
         pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
@@ -84,7 +85,8 @@ def _sentencepiece_proto(pad: str, unk: str, bos: str, eos: str, extra: Sequence
               " ".join(_PUNCTUATION), "the city is big. paris, rome!"]
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus * 4), model_writer=model, vocab_size=len(WORDS) + 80, hard_vocab_limit=False,
+        sentence_iterator=iter(corpus * 4), model_writer=model, vocab_size=len(WORDS) + 80,
+        hard_vocab_limit=False,
         model_type="bpe", pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=pad,
         unk_piece=unk, bos_piece=bos, eos_piece=eos, user_defined_symbols=list(extra),
         character_coverage=1.0, minloglevel=2,
