@@ -31,3 +31,17 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
     monkeypatch.setenv("KAGGLE_USERNAME", "")
     return tmp_path
+
+
+def write_two_class_folder(root, per_class: int, shape: tuple[int, int, int]):
+    """Two classes a tiny network can tell apart (bright and dark PNGs), one sub-folder each."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, low in (("bright", 150), ("dark", 0)):
+        (root / name).mkdir()
+        for i in range(per_class):
+            pixels = rng.integers(low, low + 100, shape, dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root

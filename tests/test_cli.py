@@ -12,7 +12,7 @@ import types
 import keras
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import write_two_class_folder
 
 from keras_transfer import BackboneSpec, BlockEnd, register_backbone
 from keras_transfer.backbones import registry
@@ -47,14 +47,7 @@ def tiny_backbone():
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
     """Two classes a tiny network can tell apart: bright and dark images."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for name, low in (("bright", 150), ("dark", 0)):
-        (root / name).mkdir()
-        for i in range(16):
-            pixels = rng.integers(low, low + 100, (24, 28, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-    return root
+    return write_two_class_folder(tmp_path_factory.mktemp("images"), 16, (24, 28, 3))
 
 
 def _subcommands() -> dict[str, object]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
+from conftest import write_two_class_folder
 
 from keras_transfer.cli import main
 
@@ -14,14 +13,7 @@ from keras_transfer.cli import main
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
     """Two classes a tiny network can tell apart: bright and dark images."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for name, low in (("bright", 150), ("dark", 0)):
-        (root / name).mkdir()
-        for i in range(20):
-            pixels = rng.integers(low, low + 100, (40, 48, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-    return root
+    return write_two_class_folder(tmp_path_factory.mktemp("images"), 20, (40, 48, 3))
 
 
 def test_train_on_a_folder_writes_every_artifact(image_folder, tmp_path, monkeypatch, capsys):
