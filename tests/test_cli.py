@@ -149,8 +149,13 @@ def test_lr_find_writes_plot_json_and_a_repeatable_config(tiny_backbone, image_f
     assert {**first, "output_dir": None} == {**second, "output_dir": None}
     repeated = json.loads((again / "lr_find.json").read_text())
     assert repeated["learning_rates"] == rates
-    # Same data, initialisation and batches; CPU kernels are not bit-reproducible.
-    np.testing.assert_allclose(repeated["raw_losses"], result["raw_losses"], rtol=0.05)
+    # Same data, initialisation and batches. CPU kernels are not bit-reproducible, and once the
+    # rate passes 1 the sweep diverges and amplifies those last-bit differences, so the losses are
+    # compared where training is still stable.
+    stable = [i for i, rate in enumerate(rates) if rate < 1]
+    assert len(stable) >= 5
+    np.testing.assert_allclose(np.take(repeated["raw_losses"], stable),
+                               np.take(result["raw_losses"], stable), rtol=0.05)
 
 
 @pytest.mark.parametrize("argv, message", [
