@@ -57,7 +57,9 @@ def test_family_freeze_fit_save_reload(name, tmp_path):
     names = [b.name for b in blocks]
     middle = names[len(names) // 2]
     kt.freeze(model, up_to=middle)
-    model.compile("adam", "sparse_categorical_crossentropy")
+    # Eagerly: tracing the train and predict graphs of the large families costs more than the
+    # two steps themselves, and the freezing semantics checked here are the same in a graph.
+    model.compile("adam", "sparse_categorical_crossentropy", run_eagerly=True)
 
     # Exactly the non-BatchNorm weights of the blocks after `middle`, plus the head, train.
     later = blocks[names.index(middle) + 1 :]
@@ -93,7 +95,8 @@ def test_family_freeze_fit_save_reload(name, tmp_path):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0),
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)),
+                               keras.ops.convert_to_numpy(loaded(x, training=False)),
                                rtol=1e-5, atol=1e-6)
     # Variable paths of nested layers can differ after loading: compare by position.
     trainable_mask = lambda m: [id(w) in {id(t) for t in m.trainable_weights} for w in m.weights]  # noqa: E731
