@@ -238,7 +238,7 @@ def test_non_chief_writes_nothing_shared_and_restores_from_the_chief(tmp_path, m
     assert "backup/training_metadata.json" in shared
 
     # The same run as worker 1 of 2: it resumes from the chief's backup, writes elsewhere.
-    monkeypatch.setattr(distribute, "worker_info",
+    monkeypatch.setattr(distribute.workers, "worker_info",
                         lambda strategy=None: distribute.WorkerInfo("worker", 1, 2, False))
     callbacks = default_callbacks(run_dir, monitor="loss", early_stopping=None)
     backup = next(c for c in callbacks if isinstance(c, distribute.WorkerBackupAndRestore))
