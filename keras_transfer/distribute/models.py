@@ -42,6 +42,7 @@ def clone_into(model: keras.Model, strategy: tf.distribute.Strategy | None) -> k
     None builds it outside any strategy (a plain local model, e.g. to evaluate or export).
 
     Example:
+    >>> import numpy as np
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     >>> copy = clone_into(model, None)
     >>> np.allclose(copy.get_weights()[0], model.get_weights()[0])
@@ -77,6 +78,7 @@ def local_predict(model: keras.Model) -> Callable[[Any], Any]:
     every replica and concatenates the copies; this calls the model directly instead.
 
     Example:
+    >>> import numpy as np
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     >>> local_predict(model)(np.zeros((3, 2), "float32")).shape
     (3, 1)
@@ -99,6 +101,7 @@ def training_scope(model: keras.Model,
     way. With `strategy` None or ``"default"`` nothing changes (no scope is entered).
 
     Example:
+    >>> import numpy as np
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     >>> with training_scope(model, "one_device") as net:
     ...     net.compile("sgd", "mse")
