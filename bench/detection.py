@@ -4,7 +4,7 @@ Each run trains on synthetic shapes (128 px, 3 classes, textured backgrounds) fo
 wall-clock budget (the first step, which traces the graph, is not counted), then reports mAP@0.5
 and mAP@0.5:0.95 on held-out images, parameters and the float32 TFLite size.
 
-    python bench/detection.py                       # defaults: ≈ 15 min on 2 CPU cores
+    python bench/detection.py                       # defaults: ≈ 20 min on 2 CPU cores
     python bench/detection.py --kinds ssd --budget 120
 
 Writes bench/results/detection.json and bench/results/detection.png (detections of the best run).
@@ -38,7 +38,7 @@ from keras_transfer.detection import (  # noqa: E402
 from keras_transfer.detection.synthetic import SHAPES  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LEARNING_RATES = {"yolov8": 1e-3, "retinanet": 1e-3, "ssd": 2e-3}
+LEARNING_RATES = {"yolov8": 1e-3, "retinanet": 1e-3, "ssd": 2e-3, "faster_rcnn": 1e-3}
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -81,7 +81,8 @@ def run(kind, weights, data, args):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kinds", nargs="+", default=["ssd", "retinanet", "yolov8"])
+    parser.add_argument("--kinds", nargs="+",
+                        default=["ssd", "retinanet", "yolov8", "faster_rcnn"])
     parser.add_argument("--budget", type=float, default=75.0,
                         help="training seconds per run (equal for both backbones)")
     parser.add_argument("--train", type=int, default=384)

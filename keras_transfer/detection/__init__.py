@@ -1,6 +1,6 @@
-"""Object detection on transferred backbones: YOLOv8 (keras-cv), RetinaNet (keras-hub) and an
-SSDLite-style head, with COCO / VOC / YOLO readers, box-safe augmentation, COCO mAP, NMS
-decoding, plots and SavedModel / TFLite export.
+"""Object detection on transferred backbones: YOLOv8 (keras-cv), RetinaNet (keras-hub), an
+SSDLite-style head and Faster R-CNN (FPN), with COCO / VOC / YOLO readers, box-safe augmentation,
+COCO mAP, NMS decoding, plots and SavedModel / TFLite export.
 
 Example:
 >>> from keras_transfer.detection import build_detector
@@ -40,6 +40,9 @@ from keras_transfer.detection.decode import (
     non_max_suppression,
 )
 from keras_transfer.detection.export import export_detector, run_tflite
+# Importing registers the keras-only detector classes, so load_model finds them in a new process.
+from keras_transfer.detection import faster_rcnn as _faster_rcnn  # noqa: F401
+from keras_transfer.detection import ssd as _ssd  # noqa: F401
 from keras_transfer.detection.formats import (
     DetectionData,
     check_boxes,

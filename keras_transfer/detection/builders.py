@@ -64,6 +64,12 @@ def _compile_ssd(model, learning_rate):
                   jit_compile=False)
 
 
+def _build_faster_rcnn(pyramid, num_classes, **options):
+    from keras_transfer.detection.faster_rcnn import FasterRCNNDetector
+
+    return FasterRCNNDetector(pyramid, num_classes, name="faster_rcnn", **options)
+
+
 KINDS: dict[str, DetectorKind] = {
     kind.name: kind
     for kind in (
@@ -78,6 +84,11 @@ KINDS: dict[str, DetectorKind] = {
                      "cell, hard-negative mining",
                      ("extra_levels", "head_width", "min_scale", "max_scale", "aspect_ratios",
                       "negative_ratio")),
+        DetectorKind("faster_rcnn", _build_faster_rcnn, _compile_ssd,
+                     "two-stage Faster R-CNN: FPN + RPN, greedy-NMS proposals, RoI Align, "
+                     "2-layer box head",
+                     ("fpn_width", "fc_units", "roi_size", "num_proposals", "pre_nms_topk",
+                      "rois_per_image", "anchor_size", "aspect_ratios", "anchor_scales")),
     )
 }
 
@@ -87,7 +98,7 @@ def list_detectors() -> list[str]:
 
     Example:
     >>> list_detectors()
-    ['yolov8', 'retinanet', 'ssd']
+    ['yolov8', 'retinanet', 'ssd', 'faster_rcnn']
     """
     return list(KINDS)
 
@@ -108,7 +119,8 @@ def build_detector(
     """Builds an object detector of one `kind` on a (pretrained) registry backbone.
 
     Args:
-        kind: ``"yolov8"``, ``"retinanet"`` or ``"ssd"`` (see `list_detectors()`).
+        kind: ``"yolov8"``, ``"retinanet"``, ``"ssd"`` or ``"faster_rcnn"`` (see
+            `list_detectors()`).
         backbone: a registry name (`list_backbones()`, ``"hub:<preset>"``) or a model from
             `build_backbone`; it needs blocks ending at strides 8, 16 and 32.
         num_classes: object classes (no background class; ids 0 … num_classes - 1).
@@ -121,7 +133,10 @@ def build_detector(
         compile: compile with Adam(`learning_rate`, clipnorm 10) and the kind's losses.
         **head_options: per kind: ``yolov8``: ``fpn_depth``; ``retinanet``: ``max_level``,
             ``head_convs``, ``anchor_size``; ``ssd``: ``extra_levels``, ``head_width``,
-            ``min_scale``, ``max_scale``, ``aspect_ratios``.
+            ``min_scale``, ``max_scale``, ``aspect_ratios``, ``negative_ratio``;
+            ``faster_rcnn``: ``fpn_width``, ``fc_units``, ``roi_size``, ``num_proposals``,
+            ``pre_nms_topk``, ``rois_per_image``, ``anchor_size``, ``aspect_ratios``,
+            ``anchor_scales`` (see `FasterRCNNDetector`).
 
     Returns:
         A `keras.Model` taking raw images in [0, 255]; calling it gives raw head outputs.
@@ -129,7 +144,7 @@ def build_detector(
     Example:
     >>> detector = build_detector("ssd", "mobilenet_v2", num_classes=3, weights=None,
     ...                           input_shape=(64, 64, 3))
-    >>> detector.output_shape["class_logits"]
+    >>> detector.output["class_logits"].shape
     (None, 336, 4)
     """
     if kind not in KINDS:
@@ -164,11 +179,14 @@ def detector_kind(model: keras.Model) -> str:
     Example:
     >>> # detector_kind(keras.models.load_model("det.keras"))  ->  'retinanet'
     """
+    from keras_transfer.detection.faster_rcnn import FasterRCNNDetector
     from keras_transfer.detection.retinanet import RetinaNetDetector
     from keras_transfer.detection.ssd import SSDDetector
 
     if isinstance(model, SSDDetector):
         return "ssd"
+    if isinstance(model, FasterRCNNDetector):
+        return "faster_rcnn"
     if isinstance(model, RetinaNetDetector):
         return "retinanet"
     if _keras_cv.is_yolov8(model):

@@ -120,8 +120,23 @@ def _decode_ssd(decoder: BoxDecoder, outputs):
     return decode_ssd_deltas(decoder.anchors(), outputs["box_deltas"]), probs[..., 1:]
 
 
+def _decode_faster_rcnn(decoder: BoxDecoder, outputs):
+    # Per-class boxes: each (proposal, class) pair is one candidate scored for its class only,
+    # so the class-wise NMS below is Faster R-CNN's per-class NMS.
+    from keras_transfer.detection.roi import decode_boxes_numpy
+
+    logits = outputs["class_logits"]
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = (probs / probs.sum(-1, keepdims=True))[..., 1:]  # (B, K, C)
+    boxes = decode_boxes_numpy(outputs["proposals"][:, :, None, :], outputs["box_deltas"])
+    b, k, c = probs.shape
+    scores = probs[..., None] * np.eye(c, dtype=np.float32)  # (B, K, C, C)
+    return boxes.reshape(b, k * c, 4), scores.reshape(b, k * c, c)
+
+
 _ANCHORS = {"yolov8": _yolo_points, "retinanet": _retinanet_anchors, "ssd": _ssd_anchors}
-_DECODE = {"yolov8": _decode_yolo, "retinanet": _decode_retinanet, "ssd": _decode_ssd}
+_DECODE = {"yolov8": _decode_yolo, "retinanet": _decode_retinanet, "ssd": _decode_ssd,
+           "faster_rcnn": _decode_faster_rcnn}
 
 
 def box_decoder(model: keras.Model) -> BoxDecoder:
@@ -134,7 +149,7 @@ def box_decoder(model: keras.Model) -> BoxDecoder:
 
     kind = detector_kind(model)
     size = tuple(model.input_shape[1:3])
-    if kind == "yolov8":
+    if kind in ("yolov8", "faster_rcnn"):  # faster_rcnn: its proposals are an output
         return BoxDecoder(kind, size, model.num_classes)
     if kind == "retinanet":
         generator = model.anchor_generator
@@ -166,7 +181,7 @@ def non_max_suppression(
     Example:
     >>> boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
     >>> scores = np.array([[0.9], [0.8], [0.7]], np.float32)
-    >>> non_max_suppression(boxes, scores)["scores"].round(2).tolist()
+    >>> non_max_suppression(boxes, scores)["scores"].astype(float).round(2).tolist()
     [0.9, 0.7]
     """
     classes = scores.argmax(-1)

@@ -1,12 +1,14 @@
 """Export a detector: ``model.keras``, SavedModel and TFLite with the raw head outputs.
 
 The exported graphs end at the head (e.g. ``boxes``/``classes`` for YOLOv8,
-``bbox_regression``/``cls_logits`` for RetinaNet, ``box_deltas``/``class_logits`` for SSD):
-box decoding and NMS run on the host with `keras_transfer.detection.decode_detections`, using the
-decoder parameters written to ``metadata.json`` (and embedded in the ``.tflite`` file). NMS is
-not put inside the TFLite graph: keras-cv and keras-hub run a batched, padded NMS that the
-built-in TFLite op set does not convert, and one host-side decoder keeps Keras, SavedModel and
-TFLite results identical. Each export is verified: the TFLite raw outputs must match Keras.
+``bbox_regression``/``cls_logits`` for RetinaNet, ``box_deltas``/``class_logits`` for SSD,
+``proposals``/``class_logits``/``box_deltas`` for Faster R-CNN, whose proposal NMS is in the
+graph): box decoding and the final NMS run on the host with
+`keras_transfer.detection.decode_detections`, using the decoder parameters written to
+``metadata.json`` (and embedded in the ``.tflite`` file). That NMS is not put inside the graph:
+keras-cv and keras-hub run a batched, padded NMS that the built-in TFLite op set does not
+convert, and one host-side decoder keeps Keras, SavedModel and TFLite results identical. Each
+export is verified: the TFLite raw outputs must match Keras.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def export_detector(
         verify_images = np.random.default_rng(0).uniform(
             0, 255, (2, *decoder.image_size, 3)).astype(np.float32)
     info: dict[str, Any] = {"decoder": decoder.to_json(), "class_names": list(class_names or []),
-                            "outputs": sorted(model.output_shape), "files": {},
+                            "outputs": sorted(model.output), "files": {},
                             "nms": "host-side (keras_transfer.detection.decode_detections)"}
     with atomic_directory(directory, overwrite=overwrite) as tmp:
         if "keras" in formats:

@@ -31,13 +31,21 @@ class _Layers:
         self.name, self.layers = name, layers
 
 
+# Name suffix of the tapped view of a nested keras-hub backbone (see `feature_extractor`).
+_VIEW_SUFFIX = "_pyramid"
+
+
 def _flatten(model: keras.Model) -> list:
-    """Layers in graph order with every nested functional model opened up."""
+    """Layers in graph order, as `split_blocks` sees the backbone: a nested keras-hub backbone
+    (or our tapped view of one) is opened up; other nested models (ConvNeXt's Sequential stem)
+    stay single layers, since block maps name them."""
     out = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        out.extend(_flatten(layer) if isinstance(layer, keras.Model) else [layer])
+        nested = _blocks.is_nested_backbone(layer) or (
+            isinstance(layer, keras.Model) and layer.name.endswith(_VIEW_SUFFIX))
+        out.extend(_flatten(layer) if nested else [layer])
     return out
 
 
@@ -90,7 +98,7 @@ def feature_extractor(backbone: keras.Model) -> tuple[keras.Model, BackboneSpec]
     outputs = [taps[level][1].output for level in LEVELS]
     if owner is backbone:
         return keras.Model(backbone.input, outputs, name=spec.name), spec
-    tapped = keras.Model(owner.inputs, outputs, name=f"{owner.name}_pyramid")
+    tapped = keras.Model(owner.inputs, outputs, name=f"{owner.name}{_VIEW_SUFFIX}")
     preprocessing = backbone.get_layer("preprocessing")
     inputs = keras.Input(backbone.input_shape[1:], name="images")
     return keras.Model(inputs, tapped(preprocessing(inputs)), name=spec.name), spec
