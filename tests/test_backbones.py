@@ -165,6 +165,7 @@ def test_batchnorm_stays_in_inference_mode_unless_asked():
         model = kt.build_image_classifier("mobilenet_v2", num_classes=2, weights=None,
                                           input_shape=shape, trainable_blocks="all",
                                           train_batchnorm=train_bn)
+        model.compile("adam", "sparse_categorical_crossentropy", run_eagerly=True)  # no tracing
         bn = model.get_layer("mobilenet_v2").get_layer("block_16_project_BN")
         before = [np.array(w) for w in bn.weights]  # gamma, beta, moving mean, moving variance
         model.fit(x, y, batch_size=4, epochs=1, verbose=0)
