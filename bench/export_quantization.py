@@ -2,11 +2,12 @@
 
 Run the main job first (`keras-transfer train`), then:
     python bench/export_quantization.py [--model saved_models/elpv_efficientnet_lite0/model.keras]
-Exports float32, float16, dynamic-range and int8 (calibrated on 200 training images) to a
-temporary folder, verifies each on the 656 labelled ELPV test cells with the TFLite interpreter,
-prints a table and writes bench/results/export_quantization.json. Ratios (size, latency) are
-measured in the same run, so machine noise cancels out as far as it can; the latencies are also
-re-measured with the files timed in turn (alternating rounds), the fairest ratio on a busy machine.
+Exports float32, float16, dynamic-range and int8 (calibrated on 200 training images, exact
+activation ranges: keras_transfer.export.calibration) to a temporary folder, verifies each on
+the 656 labelled ELPV test cells with the TFLite interpreter, prints a table and writes
+bench/results/export_quantization.json. Ratios (size, latency) are measured in the same run, so
+machine noise cancels out as far as it can; the latencies are also re-measured with the files
+timed in turn (alternating rounds), the fairest ratio on a busy machine.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def main() -> None:
     result = dict(
         benchmark="export_quantization", model=args.model, test_images=len(x_test),
         calibration_images=args.calibration, keras_accuracy=verification["keras"]["accuracy"],
-        threads=verification["threads"], rows=rows,
+        threads=verification["threads"], interpreter=verification["interpreter"], rows=rows,
         machine=dict(platform=platform.platform(), cpu_count=os.cpu_count()),
     )
     atomic_write_bytes(args.output, json.dumps(result, indent=2).encode())

@@ -106,7 +106,10 @@ def export(
             (or ``"all"``).
         labels: class names in output order → ``labels.txt``, metadata and TFLite metadata.
         representative_data: raw images to calibrate ``int8`` on (array, ``(x, y)``, file paths,
-            tf.data or an iterable); defaults to `verify_data`. ``num_calibration`` are used.
+            tf.data or an iterable), preprocessed as at inference (no augmentation); defaults to
+            `verify_data`. ``num_calibration`` are used: spread evenly over an array or a path
+            list, the first ones of a dataset or iterable (shuffle it). Activation ranges are
+            exact min/max over them (see `keras_transfer.export.calibration`).
         verify_data: raw images, optionally with labels (masks ``(N, H, W)`` for a segmenter),
             to verify on (``num_verify`` of them); without it, seeded uniform-noise images are
             used (no accuracy then). A per-pixel softmax output is verified as segmentation:
@@ -175,8 +178,9 @@ def export(
                 "export: quantization 'int8' needs representative_data (raw images) or "
                 "verify_data to calibrate on."
             )
+        # Spread over the whole array, so data sorted by class still calibrates on every class.
         x_calibration, _ = images.collect_samples(
-            source, num_calibration, size, what="representative_data"
+            source, num_calibration, size, what="representative_data", spread=True
         )
 
     embedded = {
@@ -235,6 +239,8 @@ def export(
                     "quantization": flavour,
                     "io": int8_io if flavour == "int8" and int8_io else "float32",
                 }
+                if flavour == "int8":
+                    files[name]["calibration_images"] = int(len(x_calibration))
             shutil.rmtree(source_dir)
         if labels is not None:
             (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")

@@ -111,35 +111,64 @@ def _split_element(element: Any) -> tuple[Any, Any]:
     return element, None
 
 
+def spread_indices(total: int, limit: int) -> np.ndarray:
+    """``min(total, limit)`` increasing indices spread evenly over ``range(total)``.
+
+    Example:
+    >>> spread_indices(10, 4).tolist()
+    [0, 2, 5, 7]
+    """
+    count = min(total, limit)
+    return (np.arange(count) * total) // max(count, 1)
+
+
 def collect_samples(
-    data: Any, limit: int, size: tuple[int, int] | None = None, *, what: str = "data"
+    data: Any,
+    limit: int,
+    size: tuple[int, int] | None = None,
+    *,
+    what: str = "data",
+    spread: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Takes up to ``limit`` raw images (and labels, when present) from ``data``.
 
     ``data`` may be an array ``(N, H, W, 3)``, a tuple ``(images, labels)``, a list of file paths,
-    a ``tf.data.Dataset`` (batched or not) or any iterable of such elements.
+    a ``tf.data.Dataset`` (batched or not) or any iterable of such elements. The first ``limit``
+    are taken, or with ``spread`` (arrays and path lists, whose length is known) ``limit`` spread
+    evenly over all of them, so that data sorted by class still gives every class.
 
     Example:
     >>> x, y = collect_samples((np.zeros((5, 4, 4, 3)), np.arange(5)), limit=3)
     >>> x.shape, y.tolist()
     ((3, 4, 4, 3), [0, 1, 2])
+    >>> collect_samples((np.zeros((6, 4, 4, 3)), np.arange(6)), limit=3, spread=True)[1].tolist()
+    [0, 2, 4]
     """
     if limit <= 0:
         raise BadInputError(f"{what}: the number of samples must be positive, got {limit}.")
+
+    def take(items: Any) -> Any:
+        if not spread:
+            return items[:limit]
+        chosen = spread_indices(len(items), limit)
+        return [items[i] for i in chosen] if isinstance(items, list) else items[chosen]
+
     if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], (str, os.PathLike)):
         first = data[0]
         is_paths = bool(
             isinstance(first, (list, tuple)) and first and isinstance(first[0], (str, os.PathLike))
         )
         if is_paths or np.ndim(first) == 4:
-            head = list(first[:limit]) if is_paths else np.asarray(first)[:limit]
+            head = take(list(first)) if is_paths else take(np.asarray(first))
             x = to_image_batch(head, size, what=what)
-            return x, np.asarray(data[1])[:limit]
+            return x, take(np.asarray(data[1]))
     if isinstance(data, (np.ndarray, str, os.PathLike)) or (
         isinstance(data, (list, tuple)) and data and isinstance(data[0], (str, os.PathLike))
     ):
         if isinstance(data, (list, tuple)):
-            data = list(data)[:limit]
+            data = take(list(data))
+        elif isinstance(data, np.ndarray) and data.ndim == 4:
+            data = take(data)
         return to_image_batch(data, size, what=what)[:limit], None
     if hasattr(data, "numpy") and not hasattr(data, "as_numpy_iterator"):  # a tf / keras tensor
         return to_image_batch(np.asarray(data)[:limit], size, what=what), None
