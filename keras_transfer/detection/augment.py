@@ -168,4 +168,7 @@ def detection_dataset(
                  {"boxes": tf.TensorSpec((max_boxes, 4), tf.float32),
                   "classes": tf.TensorSpec((max_boxes,), tf.float32)})
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    # A generator's length is unknown to tf.data; stating it lets Keras size epochs and progress
+    # bars instead of warning that the input "ran out of data" after the first epoch.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(n))
     return dataset.batch(batch_size).prefetch(2)
