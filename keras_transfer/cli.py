@@ -350,7 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Errors from bad input are printed as one line (no traceback) with exit status 2.
 
     Example:
-    >>> main(["list-backbones"])  # doctest: +SKIP
+    >>> main(["list-backbones"])  # one line per backbone, then the exit status
+    vgg16 ... keras.applications.VGG16
+    ...
+    0
     """
     from keras_transfer.errors import KerasTransferError
 

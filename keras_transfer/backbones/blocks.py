@@ -237,7 +237,7 @@ def unfreeze(
 
     Example:
     >>> from keras_transfer import build_image_classifier, unfreeze
-    >>> model = build_image_classifier("mobilenet_v2", num_classes=3, weights=None,
+    >>> model = build_image_classifier("vgg16", num_classes=3, weights=None,
     ...                                input_shape=(32, 32, 3))
     >>> unfreeze(model, last=2)
     """
@@ -267,9 +267,9 @@ def blocks_of(model: keras.Model) -> list[Block]:
 
     Example:
     >>> from keras_transfer import build_backbone, blocks_of
-    >>> [b.name for b in blocks_of(build_backbone("resnet50", weights=None,
+    >>> [b.name for b in blocks_of(build_backbone("vgg16", weights=None,
     ...                                           input_shape=(32, 32, 3)))]
-    ['stem', 'block1', 'block2', 'block3', 'block4']
+    ['stem', 'block1', 'block2', 'block3', 'block4', 'block5']
     """
     from keras_transfer.backbones.registry import find_backbone
 

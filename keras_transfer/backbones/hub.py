@@ -27,7 +27,12 @@ def hub_model_name(preset: str) -> str:
     """The name our wrapper model gets for a hub preset (stable, so it survives save/load).
 
     Example:
-    >>> hub_model_name("/tmp/My Preset")
+    >>> hub_model_name("efficientnet_b0_ra_imagenet")
+    'hub_efficientnet_b0_ra_imagenet'
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as root:  # a local preset: its folder's name
+    ...     os.mkdir(os.path.join(root, "My Preset"))
+    ...     hub_model_name(os.path.join(root, "My Preset"))
     'hub_my_preset'
     """
     base = Path(preset).name if Path(preset).exists() else preset

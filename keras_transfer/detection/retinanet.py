@@ -16,8 +16,12 @@ from keras_transfer.detection.pyramid import PyramidBackbone
 class RetinaNetDetector(keras_hub.models.RetinaNetObjectDetector):
     """keras-hub RetinaNet that trains on ``{"boxes": xyxy, "classes": ids}`` (-1 padded).
 
+    Built by `build_retinanet` / ``build_detector("retinanet", ...)``; registered, so a saved
+    one loads (``safe_mode=True``) once `keras_transfer.detection` is imported.
+
     Example:
-    >>> # see build_detector("retinanet", ...)
+    >>> keras.saving.get_registered_name(RetinaNetDetector)
+    'keras_transfer>RetinaNetDetector'
     """
 
     def compute_loss(self, x, y, y_pred, sample_weight=None, **kwargs):
@@ -45,7 +49,7 @@ def build_retinanet(
     Example:
     >>> pyramid = PyramidBackbone.from_backbone("mobilenet_v2", weights=None,
     ...                                         input_shape=(64, 64, 3))
-    >>> sorted(build_retinanet(pyramid, num_classes=2).output_shape)
+    >>> sorted(build_retinanet(pyramid, num_classes=2).output)
     ['bbox_regression', 'cls_logits']
     """
     image_shape = tuple(pyramid.image_shape)

@@ -74,7 +74,7 @@ class SSDDetector(keras.Model):
     Example:
     >>> pyramid = PyramidBackbone.from_backbone("mobilenet_v2", weights=None,
     ...                                         input_shape=(64, 64, 3))
-    >>> SSDDetector(pyramid, num_classes=2).output_shape["class_logits"]
+    >>> SSDDetector(pyramid, num_classes=2).output["class_logits"].shape
     (None, 336, 3)
     """
 

