@@ -49,6 +49,16 @@ def test_feature_extraction_trains_only_the_head():
     assert model.trainable_weights == model.get_layer("predictions").trainable_weights
 
 
+def test_feature_pass_progress_bar_follows_verbose(capsys):
+    model = kt.build_image_classifier("vgg16", 2, weights=None, input_shape=(32, 32, 3))
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((4, 32, 32, 3), "float32"), [0, 1, 0, 1])).batch(2)
+    feature_extraction(model, data, epochs=1, verbose=0, cache=None)
+    assert "train features" not in capsys.readouterr().err
+    extract_features(split_at(model)[0], data, cache=None, description="train features")
+    assert "train features" in capsys.readouterr().err  # the tqdm bar, on by default
+
+
 def test_feature_cache_hits_and_never_goes_stale(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_TRANSFER_CACHE", str(tmp_path))
     model = kt.build_image_classifier("mobilenet_v2", 2, weights=None, input_shape=SHAPE)

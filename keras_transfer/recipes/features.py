@@ -61,6 +61,7 @@ def extract_features(
     passes: int = 1,
     cache: str | None = "memory",
     description: str = "features",
+    progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Runs `features` over `dataset` (batched `(image, label)`) and returns `(x, y)` arrays.
 
@@ -71,6 +72,8 @@ def extract_features(
         cache: ``"memory"`` (this process), ``"disk"`` (under the keras-transfer cache, reused
             across runs) or None. The key covers the model's weights and the exact pixels and
             labels seen, so a changed model or dataset never reuses stale features.
+        description: the progress bar's label.
+        progress: show a tqdm progress bar over the batches.
 
     Example:
     >>> import numpy as np, tensorflow as tf
@@ -103,9 +106,8 @@ def extract_features(
     from keras_transfer.distribute import local_predict
 
     predict = local_predict(features)  # predict_on_batch, minus one copy per replica
-    outputs = [
-        predict(images) for images, _ in tqdm(batches, desc=description, unit="batch", leave=False)
-    ]
+    bar = tqdm(batches, desc=description, unit="batch", leave=False, disable=not progress)
+    outputs = [predict(images) for images, _ in bar]
     result = (np.concatenate(outputs), np.concatenate([labels for _, labels in batches]))
     if cache == "memory":
         _MEMORY[key] = result

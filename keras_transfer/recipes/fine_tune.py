@@ -84,12 +84,13 @@ def feature_extraction(
     with distribute.training_scope(model, strategy) as net:  # the head's optimizer in scope
         freeze(net)
         features, head = split_at(net)
+        progress = verbose != 0  # verbose=0 silences the feature pass as well as `fit`
         x, y = extract_features(features, train, passes=passes, cache=cache,
-                                description="train features")
+                                description="train features", progress=progress)
         val = None
         if validation is not None:
             val = extract_features(features, validation, cache=cache,
-                                   description="validation features")
+                                   description="validation features", progress=progress)
         loss, metrics = _loss_and_metrics(net)
         head.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
         timer = EpochTimer()
