@@ -23,7 +23,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from keras_transfer.backbones.blocks import format_table  # noqa: E402
 from keras_transfer.detection import (  # noqa: E402

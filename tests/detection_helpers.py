@@ -5,7 +5,6 @@ from __future__ import annotations
 import types
 
 import keras
-import numpy as np
 
 from keras_transfer.backbones import BackboneSpec, BlockEnd, register_backbone
 from keras_transfer.detection.boxes import pad_boxes

@@ -14,7 +14,6 @@ from keras_transfer.detection import (
     detector_kind,
     export_detector,
     mean_average_precision,
-    read_coco,
 )
 from keras_transfer.export.tflite import read_embedded_metadata
 

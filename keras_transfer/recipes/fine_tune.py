@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_transfer import distribute
