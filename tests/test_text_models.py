@@ -198,6 +198,41 @@ def test_sentence_pairs_from_csv(presets, tmp_path):
         ktt.build_text_classifier(presets["gpt2"], num_classes=2, pairs=True, sequence_length=8)
 
 
+def test_dynamic_padding_batches_match_fixed_padding_and_train(presets):
+    texts = [" ".join(["word"] * n) for n in (1, 2, 3, 9, 10, 11, 25, 30)]
+    model = ktt.build_text_classifier(presets["bert"], 3, sequence_length=32, pooling="mean",
+                                      dropout=0.0, learning_rate=keras.optimizers.schedules.
+                                      CosineDecay(0.0, 10, warmup_target=1e-3, warmup_steps=2))
+    fixed, names = ktt.token_model(model)
+    dynamic, _ = ktt.token_model(model, variable_length=True)
+    full = ktt.pretokenize(model, texts)
+    lengths = full[names.index("padding_mask")].sum(1)
+    data = ktt.token_dataset(model, texts, np.arange(len(texts)), batch_size=2, length_step=8)
+    assert int(data.cardinality()) == len(list(data))
+    seen = []
+    for tokens, index in data:
+        index = index.numpy()
+        width = tokens[0].shape[1]
+        # Cut to the group's rounded length: a multiple of 8, no real token lost.
+        assert width % 8 == 0 and width <= 32 and (lengths[index] <= width).all()
+        assert (lengths[index] > width - 8).all()
+        np.testing.assert_allclose(dynamic(list(tokens))["predictions"],
+                                   fixed([a[index] for a in full])["predictions"], atol=1e-5)
+        seen.extend(index.tolist())
+    assert sorted(seen) == list(range(len(texts)))
+    assert len({len(t) for t in data.map(lambda t, i: t[0][0])}) > 1  # widths really vary
+
+    before = values(model)
+    history = ktt.fit_tokenized(model, texts, np.arange(len(texts)) % 3, batch_size=4,
+                                length_step=8, jit_compile=False, seed=0, epochs=2, verbose=0,
+                                validation_data=(texts[:3], np.array([0, 1, 2])))
+    assert len(history.history["val_loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    assert changed(model, before)  # the strings-in model shares the trained weights
+    assert history.model.jit_compile is False  # the jit_compile argument reached fit
+    with pytest.raises(ValueError, match="length_step=0"):
+        ktt.token_dataset(model, texts, length_step=0)
+
+
 def test_tasks_pooling_and_layer_decay(presets):
     multi = ktt.build_text_classifier(presets["distil_bert"], 4, task="multi_label",
                                       sequence_length=12, pooling="mean")

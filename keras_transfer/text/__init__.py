@@ -34,7 +34,7 @@ from keras_transfer.text.lora import (
     parameter_counts,
     save_lora_weights,
 )
-from keras_transfer.text.predict import fit_tokenized, predict_text, pretokenize
+from keras_transfer.text.predict import fit_tokenized, predict_text, pretokenize, token_dataset
 from keras_transfer.text.qa import (
     answer_questions,
     build_question_answerer,
@@ -53,5 +53,5 @@ __all__ = [
     "build_text_preprocessor", "describe_parameters", "enable_lora", "export_text_model",
     "family_of", "fit_tokenized", "load_lora_weights", "load_text_backbone", "make_tiny_preset",
     "parameter_counts", "predict_text", "pretokenize", "qa_dataset", "qa_labels",
-    "save_lora_weights", "squad_examples", "text_optimizer", "token_model",
+    "save_lora_weights", "squad_examples", "text_optimizer", "token_dataset", "token_model",
 ]

@@ -59,15 +59,24 @@ def _outputs_dict(outputs) -> dict:
     return dict(outputs) if isinstance(outputs, dict) else {"predictions": outputs}
 
 
-def token_model(model: keras.Model) -> tuple[keras.Model, list[str]]:
+def token_model(model: keras.Model, *, variable_length: bool = False,
+                ) -> tuple[keras.Model, list[str]]:
     """The model after its tokenizer: token inputs in, the same outputs.
 
     Returns ``(model, input_names)``: a functional model sharing `model`'s layers and weights,
     taking a list of tensors in the order of `input_names` (``padding_mask`` boolean, the others
-    int32), ``(batch, sequence_length)`` each.
+    int32), ``(batch, sequence_length)`` each. With ``variable_length=True`` the inputs are
+    ``(batch, None)``: any length up to ``sequence_length`` (batches padded only as far as their
+    longest text, see `token_dataset`).
 
     Example:
-    >>> # inner, names = token_model(classifier)   # names: ['padding_mask', ..., 'token_ids']
+    >>> import tempfile
+    >>> from keras_transfer.text import build_text_classifier, make_tiny_preset
+    >>> model = build_text_classifier(str(make_tiny_preset("bert", tempfile.mkdtemp())), 2,
+    ...                               sequence_length=8)
+    >>> inner, names = token_model(model, variable_length=True)
+    >>> names, inner.inputs[0].shape
+    (['padding_mask', 'segment_ids', 'token_ids'], (None, None))
     """
     layer = _preprocessing_layer(model)
     names = keras.tree.flatten({key: key for key in layer.specs})
@@ -76,6 +85,11 @@ def token_model(model: keras.Model) -> tuple[keras.Model, list[str]]:
     outputs = _outputs_dict(model.output if len(model.outputs) == 1 else
                             keras.tree.pack_sequence_as(model._outputs_struct, model.outputs))
     inner = keras.Model([tokens[name] for name in names], outputs, name=f"{model.name}_tokens")
+    if variable_length:
+        # The same layers called again on inputs of unknown length: weights stay shared.
+        inputs = [keras.Input((None,), dtype=tokens[name].dtype, name=name) for name in names]
+        inner = keras.models.clone_model(inner, input_tensors=inputs,
+                                         clone_function=lambda layer: layer)
     return inner, names
 
 

@@ -26,11 +26,13 @@ from keras_transfer.text.layers import SequencePooling
 
 DEFAULT_LEARNING_RATE = 5e-5  # full fine-tuning of a pretrained transformer
 DEFAULT_LORA_LEARNING_RATE = 5e-4  # adapters start at zero and are few: they take a larger step
+# A constant rate or a schedule (e.g. CosineDecay with warmup_target/warmup_steps).
+LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
 
 
 def text_optimizer(
     model: keras.Model,
-    learning_rate: float,
+    learning_rate: LearningRate,
     *,
     layer_decay: float | None = None,
     weight_decay: float = 0.01,
@@ -92,7 +94,7 @@ def build_text_classifier(
     load_weights: bool = True,
     layer_decay: float | None = None,
     compile: bool = True,
-    learning_rate: float | None = None,
+    learning_rate: LearningRate | None = None,
     verbose: bool = False,
 ) -> keras.Model:
     """Builds a text classifier (or regressor) on a keras-hub transformer: strings in.
@@ -118,7 +120,8 @@ def build_text_classifier(
         load_weights: False gives random backbone weights (architecture only).
         layer_decay: layer-wise learning-rate decay per block (e.g. 0.8), see `text_optimizer`.
         compile: compile with AdamW and the task's loss and metrics.
-        learning_rate: defaults to 5e-5 (5e-4 with LoRA).
+        learning_rate: defaults to 5e-5 (5e-4 with LoRA); a float or a Keras
+            ``LearningRateSchedule`` (warmup then decay is the usual choice for transformers).
         verbose: print the trainable-parameter count.
 
     Example:
@@ -182,7 +185,7 @@ def build_causal_lm(
     load_weights: bool = True,
     layer_decay: float | None = None,
     compile: bool = True,
-    learning_rate: float | None = None,
+    learning_rate: LearningRate | None = None,
 ) -> keras.Model:
     """A keras-hub causal LM (GPT-2) for fine-tuning on raw text and generating.
 

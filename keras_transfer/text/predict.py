@@ -66,12 +66,100 @@ def pretokenize(model: keras.Model, texts) -> list[np.ndarray]:
     return [np.asarray(tokens[name]) for name in names]
 
 
-def fit_tokenized(model: keras.Model, x, y, **fit_kwargs) -> keras.callbacks.History:
+def token_dataset(
+    model: keras.Model,
+    x,
+    y=None,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int | None = None,
+    length_step: int | None = None,
+):
+    """A ``tf.data`` pipeline of token batches for `token_model(model)`, tokenized once.
+
+    `x` as in `pretokenize`; `y` an array (or a dict of arrays) of labels, or None. With
+    `length_step` (e.g. 16) texts are grouped by length, rounded up to a multiple of
+    `length_step`, and each batch is cut to its group's width ("dynamic padding"): short tweets
+    no longer pay for the longest one. Such batches need ``token_model(model,
+    variable_length=True)``. With `shuffle`, the order changes every epoch (reproducibly with
+    `seed`).
+
+    Example:
+    >>> import tempfile
+    >>> from keras_transfer.text import build_text_classifier, make_tiny_preset
+    >>> model = build_text_classifier(str(make_tiny_preset("bert", tempfile.mkdtemp())), 2,
+    ...                               sequence_length=32)
+    >>> data = token_dataset(model, ["a day", "a good day " * 3], [0, 1], batch_size=1,
+    ...                      length_step=8)
+    >>> sorted(int(tokens[0].shape[1]) for tokens, _ in data)
+    [8, 16]
+    """
+    import tensorflow as tf
+
+    if length_step is not None and (not isinstance(length_step, int) or length_step < 1):
+        raise ValueError(f"length_step={length_step!r}: expected a positive integer or None.")
+    tokens = tuple(pretokenize(model, x))
+    count = len(tokens[0])
+    elements = tokens if y is None else (tokens, y)
+    data = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    if length_step is None:
+        return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    from keras_transfer.text.export import token_model
+
+    _, names = token_model(model)
+    mask_at = names.index("padding_mask")
+    width = tokens[mask_at].shape[1]
+
+    def bucket(*element):
+        length = tf.reduce_sum(tf.cast(element[0][mask_at], tf.int64))
+        return tf.minimum((length + length_step - 1) // length_step, width)
+
+    def cut(*batch):
+        # Every text in the batch has the same rounded length: cut the padding past it.
+        length = tf.reduce_max(tf.reduce_sum(tf.cast(batch[0][mask_at], tf.int32), axis=1))
+        keep = tf.minimum((length + length_step - 1) // length_step * length_step, width)
+        cut_tokens = tuple(t[:, :keep] for t in batch[0])
+        return cut_tokens if y is None else (cut_tokens, batch[1])
+
+    if y is None:
+        data = data.map(lambda *t: (t,))
+    data = data.group_by_window(bucket, lambda _, window: window.batch(batch_size),
+                                window_size=batch_size)
+    # Known length (a progress bar with a total, no "ran out of data" warning): one partial
+    # batch at most per group.
+    groups = np.ceil(np.asarray(tokens[mask_at]).sum(axis=1) / length_step)
+    _, sizes = np.unique(groups, return_counts=True)
+    batches = int(np.sum(np.ceil(sizes / batch_size)))
+    data = data.map(lambda *batch: cut(*batch))
+    return data.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(
+        tf.data.AUTOTUNE)
+
+
+def fit_tokenized(
+    model: keras.Model,
+    x,
+    y,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = None,
+    length_step: int | None = None,
+    jit_compile: bool | None = None,
+    validation_data: tuple | None = None,
+    **fit_kwargs,
+) -> keras.callbacks.History:
     """``model.fit`` with the texts tokenized once up front instead of inside every step.
 
     Trains the same weights (through `token_model(model)`, compiled like `model`); faster on
     CPUs, where the in-graph tokenizer costs time at every step and when tracing. `x` as in
-    `pretokenize`; `y` and `fit_kwargs` as in ``model.fit`` (no ``validation_data`` of strings).
+    `pretokenize`; `y` as in ``model.fit``; ``validation_data=(texts, labels)``. Two more
+    speed-ups: `length_step` (dynamic padding, see `token_dataset`) and ``jit_compile=True``
+    (XLA; about 1.5x faster for MiniLM on a CPU; one compilation per batch shape).
+    `fit_kwargs` go to ``fit`` (``epochs``, ``callbacks``, ``verbose``, …).
 
     Example:
     >>> import tempfile
@@ -79,7 +167,7 @@ def fit_tokenized(model: keras.Model, x, y, **fit_kwargs) -> keras.callbacks.His
     >>> preset = make_tiny_preset("bert", tempfile.mkdtemp(), num_layers=1)
     >>> model = build_text_classifier(str(preset), 2, sequence_length=8)
     >>> history = fit_tokenized(model, ["a good day", "a bad day"], np.array([1, 0]), epochs=1,
-    ...                         verbose=0)
+    ...                         length_step=4, verbose=0)
     >>> len(history.history["loss"])
     1
     """
@@ -87,6 +175,14 @@ def fit_tokenized(model: keras.Model, x, y, **fit_kwargs) -> keras.callbacks.His
 
     if model.optimizer is None:
         raise ValueError(f"fit_tokenized: compile '{model.name}' first.")
-    inner, _ = token_model(model)
-    inner.compile_from_config(model.get_compile_config())
-    return inner.fit(pretokenize(model, x), y, **fit_kwargs)
+    inner, _ = token_model(model, variable_length=length_step is not None)
+    config = model.get_compile_config()
+    if jit_compile is not None:
+        config["jit_compile"] = jit_compile
+    inner.compile_from_config(config)
+    options = {"batch_size": batch_size, "length_step": length_step}
+    train = token_dataset(model, x, y, shuffle=shuffle, seed=seed, **options)
+    if validation_data is not None:
+        validation_data = token_dataset(model, *validation_data, **options)
+    # The dataset shuffles itself (each epoch); `fit` must not try to.
+    return inner.fit(train, validation_data=validation_data, shuffle=False, **fit_kwargs)
