@@ -82,7 +82,8 @@ def token_dataset(
     `length_step` (e.g. 16) texts are grouped by length, rounded up to a multiple of
     `length_step`, and each batch is cut to its group's width ("dynamic padding"): short tweets
     no longer pay for the longest one. Such batches need ``token_model(model,
-    variable_length=True)``. With `shuffle`, the order changes every epoch (reproducibly with
+    variable_length=True)``, and come out grouped, not in input order (keep labels or indices in
+    `y` to match them up). With `shuffle`, the order changes every epoch (reproducibly with
     `seed`).
 
     Example:
@@ -116,7 +117,7 @@ def token_dataset(
 
     def bucket(*element):
         length = tf.reduce_sum(tf.cast(element[0][mask_at], tf.int64))
-        return tf.minimum((length + length_step - 1) // length_step, width)
+        return (length + length_step - 1) // length_step
 
     def cut(*batch):
         # Every text in the batch has the same rounded length: cut the padding past it.
