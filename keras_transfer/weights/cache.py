@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 CACHE_ENV = "KERAS_TRANSFER_CACHE"
 
@@ -29,11 +29,19 @@ def cache_dir(*parts: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_directory(
+    target: str | os.PathLike,
+    *,
+    overwrite: bool = True,
+    keep_existing: Callable[[Path], bool] | None = None,
+) -> Iterator[Path]:
     """Yields a temporary folder beside `target`; on success it replaces `target` in one rename.
 
     If the body raises, the temporary folder is removed and `target` (a previous result) is left
-    exactly as it was, so readers never see a half-written folder.
+    exactly as it was, so readers never see a half-written folder. For caches that several
+    processes may fill at once (parallel test workers, notebooks), `keep_existing(target)` is
+    asked once the body is done: if it says `target` is already a finished result, that one is
+    kept and ours dropped, rather than swapped out from under a reader.
 
     Example:
     >>> import tempfile, pathlib
@@ -51,6 +59,9 @@ def atomic_directory(target: str | os.PathLike, *, overwrite: bool = True) -> It
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if keep_existing is not None and target.exists() and keep_existing(target):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = None
     if target.exists():
         if not overwrite:
