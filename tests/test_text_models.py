@@ -222,6 +222,12 @@ def test_dynamic_padding_batches_match_fixed_padding_and_train(presets):
     assert sorted(seen) == list(range(len(texts)))
     assert len({len(t) for t in data.map(lambda t, i: t[0][0])}) > 1  # widths really vary
 
+    # Without labels the batches feed `predict` (in input order when not grouped).
+    np.testing.assert_allclose(fixed.predict(ktt.token_dataset(model, texts), verbose=0)
+                               ["predictions"], ktt.predict_text(model, texts), atol=1e-5)
+    grouped = dynamic.predict(ktt.token_dataset(model, texts, length_step=8), verbose=0)
+    assert grouped["predictions"].shape == (len(texts), 3)
+
     before = values(model)
     history = ktt.fit_tokenized(model, texts, np.arange(len(texts)) % 3, batch_size=4,
                                 length_step=8, jit_compile=False, seed=0, epochs=2, verbose=0,

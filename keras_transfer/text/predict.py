@@ -78,7 +78,8 @@ def token_dataset(
 ):
     """A ``tf.data`` pipeline of token batches for `token_model(model)`, tokenized once.
 
-    `x` as in `pretokenize`; `y` an array (or a dict of arrays) of labels, or None. With
+    `x` as in `pretokenize`; `y` an array (or a dict of arrays) of labels, or None (for
+    ``predict``: the elements are then ``(tokens,)``). With
     `length_step` (e.g. 16) texts are grouped by length, rounded up to a multiple of
     `length_step`, and each batch is cut to its group's width ("dynamic padding"): short tweets
     no longer pay for the longest one. Such batches need ``token_model(model,
@@ -102,7 +103,9 @@ def token_dataset(
         raise ValueError(f"length_step={length_step!r}: expected a positive integer or None.")
     tokens = tuple(pretokenize(model, x))
     count = len(tokens[0])
-    elements = tokens if y is None else (tokens, y)
+    # Always (inputs,) or (inputs, labels): a bare tuple of three token arrays would be read by
+    # Keras as (x, y, sample_weight).
+    elements = (tokens,) if y is None else (tokens, y)
     data = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
@@ -123,11 +126,8 @@ def token_dataset(
         # Every text in the batch has the same rounded length: cut the padding past it.
         length = tf.reduce_max(tf.reduce_sum(tf.cast(batch[0][mask_at], tf.int32), axis=1))
         keep = tf.minimum((length + length_step - 1) // length_step * length_step, width)
-        cut_tokens = tuple(t[:, :keep] for t in batch[0])
-        return cut_tokens if y is None else (cut_tokens, batch[1])
+        return (tuple(t[:, :keep] for t in batch[0]),) + batch[1:]
 
-    if y is None:
-        data = data.map(lambda *t: (t,))
     data = data.group_by_window(bucket, lambda _, window: window.batch(batch_size),
                                 window_size=batch_size)
     # Known length (a progress bar with a total, no "ran out of data" warning): one partial
