@@ -192,8 +192,8 @@ def main() -> None:
     train_texts, train_labels = pick(sub_train)
     eval_texts, eval_labels = pick(sub_test)
     print(f"[bench] {len(texts)} tweets ({skipped} skipped); split {len(train_idx)}/"
-          f"{len(test_idx)}; MiniLM trains on {len(sub_train)}, all models scored on "
-          f"{len(sub_test)}", flush=True)
+          f"{len(test_idx)}; MiniLM trains on {len(sub_train)}; every model is scored on the "
+          f"whole test split and on a {len(sub_test)}-tweet subsample", flush=True)
 
     evaluations = {"eval": (eval_texts, eval_labels), "full_test": pick(test_idx)}
     results: dict = {"baseline_same_data": run_baseline(train_texts, train_labels, evaluations),
