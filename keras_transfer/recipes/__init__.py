@@ -1,5 +1,6 @@
 """Training recipes: feature extraction on cached features, staged fine-tuning, discriminative
-learning rates, gradual unfreezing, the learning-rate range test and mixed precision."""
+learning rates, gradual unfreezing, the learning-rate range test, mixed precision, and the
+treatments of class imbalance with their loss."""
 
 from keras_transfer.recipes.callbacks import EpochTimer, default_callbacks
 from keras_transfer.recipes.discriminative import (
@@ -11,14 +12,24 @@ from keras_transfer.recipes.discriminative import (
 )
 from keras_transfer.recipes.features import extract_features, split_at
 from keras_transfer.recipes.fine_tune import RecipeHistory, feature_extraction, fine_tune
+from keras_transfer.recipes.imbalance import (
+    ImbalanceOption,
+    choose_option,
+    class_balance,
+    imbalance_options,
+)
+# Importing the loss registers it, so `.keras` files compiled with it load after
+# `import keras_transfer` (which imports this package).
+from keras_transfer.recipes.losses import SmoothedSparseCrossentropy
 from keras_transfer.recipes.lr_finder import LRFinderResult, find_learning_rate
 from keras_transfer.recipes.precision import compute_dtypes, mixed_precision
 from keras_transfer.recipes.unfreezing import GradualUnfreezing, ensure_optimizer_covers
 
 __all__ = [
-    "DiscriminativeOptimizer", "EpochTimer", "GradualUnfreezing", "LRFinderResult",
-    "RecipeHistory", "block_lr_multipliers", "candidate_variables", "compute_dtypes",
+    "DiscriminativeOptimizer", "EpochTimer", "GradualUnfreezing", "ImbalanceOption",
+    "LRFinderResult", "RecipeHistory", "SmoothedSparseCrossentropy", "block_lr_multipliers",
+    "candidate_variables", "choose_option", "class_balance", "compute_dtypes",
     "default_callbacks", "discriminative_optimizer", "ensure_optimizer_covers", "extract_features",
-    "feature_extraction", "find_learning_rate", "fine_tune", "mixed_precision", "split_at",
-    "variable_lr_multipliers",
+    "feature_extraction", "find_learning_rate", "fine_tune", "imbalance_options",
+    "mixed_precision", "split_at", "variable_lr_multipliers",
 ]
