@@ -74,10 +74,38 @@ def _list_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _symmetries(value: str) -> str:
+    """`--tta SYMMETRIES`, checked while parsing: an image path taken by mistake is named."""
+    from keras_transfer.data.symmetry import PRESETS, parse_symmetries
+
+    try:
+        parse_symmetries(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a symmetry set: a preset ({', '.join(PRESETS)}) or generators "
+            "such as hflip,vflip,rot90. To use the recorded symmetries, put a bare --tta after "
+            "the positional arguments.") from None
+    return value
+
+
+def _tta_note(symmetries: Sequence[str]) -> str:
+    from keras_transfer.data.symmetry import group_views
+
+    views = len(group_views(symmetries))
+    if views == 1:
+        return "test-time augmentation: no label-preserving symmetry, so a single view"
+    return f"test-time augmentation: mean of {views} views ({', '.join(symmetries)})"
+
+
 def _predict(args: argparse.Namespace) -> int:
     from keras_transfer.export import predict
+    from keras_transfer.export.predict import load_artifact, resolve_tta
 
-    results = predict(args.artifact, list(args.images), top_k=args.top_k)
+    artifact = load_artifact(args.artifact)
+    symmetries = resolve_tta(args.tta, artifact.path) if args.tta else ()
+    if args.tta:
+        print(_tta_note(symmetries), file=sys.stderr)  # stdout stays one line per image
+    results = predict(artifact, list(args.images), top_k=args.top_k, tta=symmetries)
     for path, top in zip(args.images, results):
         print(path + ": " + ", ".join(f"{label} {score:.3f}" for label, score in top))
     return 0
@@ -128,14 +156,20 @@ def _image_config(args: argparse.Namespace, settings: dict, **defaults):
 def _evaluate(args: argparse.Namespace) -> int:
     import keras
 
-    from keras_transfer.evaluate import evaluate
+    from keras_transfer.data.symmetry import group_views
+    from keras_transfer.evaluate import evaluate, primary_metric
+    from keras_transfer.export.predict import resolve_tta
     from keras_transfer.jobs import load_image_data
 
+    tta = vars(args).pop("tta", None)  # not a training setting: kept out of the config
     path = Path(args.model)
     model_file = path / "model.keras" if path.is_dir() else path
     if not model_file.is_file():
         raise FileNotFoundError(f"{args.model}: no .keras model there (a model.keras file or an "
                                 "export folder holding one).")
+    # A bare --tta: the symmetries the training run recorded in the export folder.
+    symmetries = resolve_tta(tta, model_file) if tta else None
+    views = len(group_views(symmetries)) if symmetries is not None else 1
     # An export folder holds the config it was trained with: the same split, by default.
     config_path = getattr(args, "config", None) or (
         str(path / "config.json") if path.is_dir() and (path / "config.json").is_file() else None)
@@ -144,15 +178,29 @@ def _evaluate(args: argparse.Namespace) -> int:
     settings = _load_config(config_path) if config_path else {}
     config = _image_config(args, settings, image_size=int(model.input_shape[1]), augment=False)
     data = load_image_data(config)
-    output_dir = args.output_dir or str(model_file.parent / f"evaluation_{args.split}")
+    # A TTA report goes beside the single-view one rather than over it.
+    suffix = "_tta" if views > 1 else ""
+    output_dir = args.output_dir or str(model_file.parent / f"evaluation_{args.split}{suffix}")
     report = evaluate(model, data, split=args.split, output_dir=output_dir,
                       top_k=tuple(args.top_k), num_bins=args.bins,
-                      name=f"{Path(config.dataset).name} {args.split}")
+                      name=f"{Path(config.dataset).name} {args.split}{' TTA' if suffix else ''}",
+                      tta=symmetries)
+    if symmetries is not None:
+        print(_tta_note(symmetries))
+    single_view = report.get("tta", {}).get("single_view", {})
     if report["task"] == "single_label":
         top = ", ".join(f"top-{k} {v:.2%}" for k, v in report["top_k_accuracy"].items())
-        print(f"{report['num_examples']} {args.split} examples: accuracy {report['accuracy']:.2%}"
+        accuracy = f"accuracy {report['accuracy']:.2%}"
+        if "accuracy" in single_view:
+            accuracy = (f"accuracy {single_view['accuracy']:.2%} single-view, "
+                        f"{report['accuracy']:.2%} with TTA ({views} views)")
+        print(f"{report['num_examples']} {args.split} examples: {accuracy}"
               f" ({top}), macro F1 {report['macro_avg']['f1']:.4f}, "
               f"ECE {report['calibration']['ece']:.4f}")
+    elif single_view:
+        (metric, value), = single_view.items()
+        print(f"{report['num_examples']} {args.split} examples: {metric} {value:.4f} single-view,"
+              f" {primary_metric(report)[1]:.4f} with TTA ({views} views)")
     print(f"Wrote {', '.join(report['files'])} to {output_dir}")
     return 0
 
@@ -248,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("artifact", help=".keras file, SavedModel folder, .tflite or export folder")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--tta", nargs="?", const=True, default=False, type=_symmetries,
+                         metavar="SYMMETRIES",
+                         help="test-time augmentation: average over flips/turns; bare: the "
+                         "symmetries recorded in the export's metadata.json, or e.g. "
+                         "'dihedral', 'hflip,vflip' (N views cost N runs per image)")
     predict.set_defaults(run=_predict)
 
     exporter = commands.add_parser("export", help="export a .keras model (SavedModel, TFLite)")
@@ -307,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluator.add_argument("--seed", type=int, help="the split seed used in training")
     evaluator.add_argument("--top-k", dest="top_k", type=int, nargs="+", default=[1, 3, 5])
     evaluator.add_argument("--bins", type=int, default=10, help="calibration bins (default 10)")
+    evaluator.add_argument("--tta", nargs="?", const=True, type=_symmetries,
+                           metavar="SYMMETRIES",
+                           help="also evaluate with test-time augmentation (mean over flips/"
+                           "turns); bare: the symmetries recorded in the export folder "
+                           "(metadata.json or report.json), or e.g. 'dihedral', 'hflip,vflip'; "
+                           "the report goes to evaluation_<split>_tta/ by default")
     evaluator.set_defaults(run=_evaluate)
 
     tuner = commands.add_parser(

@@ -9,6 +9,11 @@
   thresholds tuned for F1, micro/macro averages, subset accuracy and calibration;
 - regression: MAE, RMSE and R² per target and overall.
 
+With ``tta=`` (symmetries, see `keras_transfer.data.symmetry`) the outputs are the mean over every
+view of the symmetry group (test-time augmentation); the report then also carries
+``"tta": {"symmetries", "views", "single_view"}``, the last being the headline metric of the
+identity view alone, computed from the same forward passes.
+
 Every report carries ``"schema": REPORT_SCHEMA`` and ``"task"``; the main job's ``report.json``
 (``report["test"]``), ``keras-transfer evaluate`` and the tuner all use these dicts.
 """
@@ -24,6 +29,15 @@ from typing import Any, Mapping, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_transfer.data.symmetry import (
+    IDENTITY,
+    apply_view,
+    check_square,
+    group_views,
+    parse_symmetries,
+)
+from keras_transfer.errors import BadInputError
 
 # The report numbers live in `report_metrics`; they are re-exported so that one import serves.
 from keras_transfer.report_metrics import (  # noqa: F401
@@ -46,8 +60,39 @@ _ACTIVATION_TASK = {"softmax": "single_label", "sigmoid": "multi_label", "linear
 # --------------------------------------------------------------------------- prediction
 
 
-def predict_dataset(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def predict_views_batch(model: keras.Model, inputs: Any,
+                        symmetries: Sequence[str] | str | None = None) -> np.ndarray:
+    """The model's outputs on every view of one batch, stacked: ``(views, N, ...)``, the
+    identity first. The mean over axis 0 is the test-time-augmented prediction.
+
+    Example:
+    >>> import numpy as np, keras
+    >>> inputs = keras.Input((1, 2, 1)); model = keras.Model(inputs, keras.layers.Flatten()(inputs))
+    >>> predict_views_batch(model, np.array([[[[1.0], [3.0]]]]), "hflip")[:, 0].tolist()
+    [[1.0, 3.0], [3.0, 1.0]]
+    """
+    symmetries = parse_symmetries(symmetries)
+    views = group_views(symmetries)
+    if len(views) > 1:
+        shape = getattr(inputs, "shape", None)
+        if shape is None or len(shape) != 4:
+            raise BadInputError(
+                f"tta={symmetries}: test-time augmentation flips and turns image batches "
+                f"(N, H, W, C); these inputs are {type(inputs).__name__}"
+                f"{'' if shape is None else ' of shape ' + str(tuple(shape))}. Pass tta=None.")
+        check_square(symmetries, tuple(shape[1:3]))
+    return np.stack([
+        np.asarray(model.predict_on_batch(inputs if view == IDENTITY else apply_view(inputs, view)))
+        for view in views
+    ])
+
+
+def predict_dataset(model: keras.Model, dataset: tf.data.Dataset, *,
+                    tta: Sequence[str] | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Runs `model` over a batched `(image, label)` dataset; returns `(probabilities, labels)`.
+
+    With `tta` (symmetries), each batch is predicted in every view of their group and the outputs
+    are averaged (`predict_views_batch`).
 
     Example:
     >>> import numpy as np, tensorflow as tf, keras
@@ -60,10 +105,14 @@ def predict_dataset(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nd
     probabilities, labels = [], []
     for batch in dataset:
         inputs, batch_labels = batch[0], batch[1]
-        probabilities.append(np.asarray(model.predict_on_batch(inputs)))
+        probabilities.append(predict_views_batch(model, inputs, tta).mean(axis=0))
         labels.append(np.asarray(batch_labels))
     return np.concatenate(probabilities), np.concatenate(labels)
 
+
+def _tta_entry(symmetries: Sequence[str] | str | None) -> dict:
+    symmetries = parse_symmetries(symmetries)
+    return {"symmetries": list(symmetries), "views": len(group_views(symmetries))}
 
 
 # --------------------------------------------------------------------------- whole models
@@ -167,6 +216,7 @@ def evaluate_details(
     thresholds: float | Sequence[float] | Mapping[str, float] | str = 0.5,
     batch_size: int = 32,
     name: str | None = None,
+    tta: Sequence[str] | str | None = None,
 ) -> Evaluation:
     """Like `evaluate`, but returns an `Evaluation` (report, labels, outputs, wrong examples) to
     write later: the main job computes the report before exporting and writes it after.
@@ -181,11 +231,16 @@ def evaluate_details(
     if task is not None and task not in TASKS:
         raise ValueError(f"task={task!r}: expected one of {TASKS}.")
     dataset, found_names = _dataset_of(data, split, batch_size)
-    outputs, labels, heap, offset = [], [], [], 0
+    tta_entry = _tta_entry(tta) if tta is not None else None
+    # The identity view is one of the TTA passes: keep it, the single-view score comes for free.
+    outputs, single_view, labels, heap, offset = [], [], [], [], 0
     for batch in dataset:
         inputs, batch_labels = batch[0], np.asarray(batch[1])
-        batch_outputs = np.asarray(model.predict_on_batch(inputs))
+        view_outputs = predict_views_batch(model, inputs, tta)
+        batch_outputs = view_outputs.mean(axis=0) if len(view_outputs) > 1 else view_outputs[0]
         outputs.append(batch_outputs)
+        if len(view_outputs) > 1:
+            single_view.append(view_outputs[0])
         labels.append(batch_labels)
         single_label = (batch_outputs.ndim == 2 and batch_labels.ndim == 1
                         and batch_outputs.shape[1] > 1)
@@ -205,25 +260,38 @@ def evaluate_details(
     outputs, labels = np.concatenate(outputs), np.concatenate(labels)
     task = task or _infer_task(model, labels)
     names = list(class_names or found_names or [str(i) for i in range(outputs.shape[-1])])
+    settings = dict(top_k=top_k, num_bins=num_bins, num_wrong=num_wrong, thresholds=thresholds)
+    report = _report(task, labels, outputs, names, class_names, **settings)
+    examples = []
     if task == "single_label":
-        report = classification_report(labels, as_probabilities(outputs, task), names,
-                                       top_k=top_k, num_bins=num_bins, num_wrong=num_wrong)
         by_index = {-index: value for _, index, value in heap}
         examples = [by_index.get(row["index"]) for row in report["confidently_wrong"]]
         examples = examples if any(e is not None for e in examples) else []
-    elif task == "multi_label":
+    if tta_entry is not None:
+        if single_view:
+            plain = _report(task, labels, np.concatenate(single_view), names, class_names,
+                            **settings)
+            metric, value = primary_metric(plain)
+            tta_entry["single_view"] = {metric: value}
+        report["tta"] = tta_entry
+    return Evaluation(report, labels, outputs, examples, name)
+
+
+def _report(task: str, labels: np.ndarray, outputs: np.ndarray, names: list[str],
+            class_names: Sequence[str] | None, *, top_k: Sequence[int], num_bins: int,
+            num_wrong: int, thresholds: Any) -> dict:
+    if task == "single_label":
+        return classification_report(labels, as_probabilities(outputs, task), names,
+                                     top_k=top_k, num_bins=num_bins, num_wrong=num_wrong)
+    if task == "multi_label":
         probabilities = as_probabilities(outputs, task)
         if isinstance(thresholds, str):
             if thresholds != "tune":
                 raise ValueError(f"thresholds={thresholds!r}: a number, one per label, or 'tune'.")
             thresholds = tune_thresholds(labels, probabilities)
-        report = multilabel_report(labels, probabilities, names, thresholds=thresholds,
-                                   num_bins=num_bins)
-        examples = []
-    else:
-        report = regression_report(labels, outputs, class_names)
-        examples = []
-    return Evaluation(report, labels, outputs, examples, name)
+        return multilabel_report(labels, probabilities, names, thresholds=thresholds,
+                                 num_bins=num_bins)
+    return regression_report(labels, outputs, class_names)
 
 
 def evaluate(
@@ -240,6 +308,7 @@ def evaluate(
     thresholds: float | Sequence[float] | Mapping[str, float] | str = 0.5,
     batch_size: int = 32,
     name: str | None = None,
+    tta: Sequence[str] | str | None = None,
 ) -> dict:
     """Evaluates `model` on `data` and returns the report (`REPORT_SCHEMA`); with `output_dir`
     also writes ``evaluation.json`` and PNGs (confusion matrix, reliability diagram, the most
@@ -257,6 +326,11 @@ def evaluate(
             ``{label: threshold}`` mapping (e.g. ``report["tuned_thresholds"]`` of a validation
             report) or ``"tune"`` (tuned on `data` itself).
         name: what is evaluated, for plot titles (e.g. ``"elpv test"``).
+        tta: test-time augmentation: symmetries that keep the label (a preset such as
+            ``"flips"`` or ``"dihedral"``, ``"hflip,vflip"`` or a sequence of names; see
+            `keras_transfer.data.symmetry`). The outputs are then the mean over every view of
+            their group (one forward pass per view) and the report gets ``"tta"``:
+            ``{"symmetries", "views", "single_view": {metric: value}}``.
 
     Example:
     >>> import numpy as np, keras
@@ -264,20 +338,27 @@ def evaluate(
     >>> report = evaluate(model, (np.ones((6, 2), "float32"), np.array([0, 1, 2, 0, 1, 2])))
     >>> report["schema"], report["task"], sorted(report["top_k_accuracy"])
     ('keras_transfer.evaluation/1', 'single_label', ['1', '3'])
+    >>> images = np.zeros((6, 4, 4, 3), "float32")
+    >>> cnn = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
+    ...                         keras.layers.Dense(3, "softmax")])
+    >>> evaluate(cnn, (images, np.array([0, 1, 2, 0, 1, 2])), tta="flips")["tta"]["views"]
+    4
     """
     evaluation = evaluate_details(
         model, data, class_names=class_names, task=task, split=split, top_k=top_k,
         num_bins=num_bins, num_wrong=num_wrong, thresholds=thresholds, batch_size=batch_size,
-        name=name)
+        name=name, tta=tta)
     if output_dir is not None:
         evaluation.write(output_dir)
     return evaluation.report
 
 
 def evaluate_classifier(
-    model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]
+    model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str], *,
+    tta: Sequence[str] | str | None = None,
 ) -> dict:
-    """Predicts `dataset` and returns `classification_report` for it.
+    """Predicts `dataset` and returns `classification_report` for it (with `tta`: on the mean
+    over the symmetry group's views, and ``report["tta"]`` says which).
 
     Example:
     >>> import numpy as np, tensorflow as tf, keras
@@ -286,5 +367,8 @@ def evaluate_classifier(
     >>> evaluate_classifier(model, data, ["a", "b"])["num_examples"]
     4
     """
-    probabilities, labels = predict_dataset(model, dataset)
-    return classification_report(labels, probabilities, class_names)
+    probabilities, labels = predict_dataset(model, dataset, tta=tta)
+    report = classification_report(labels, probabilities, class_names)
+    if tta is not None:
+        report["tta"] = _tta_entry(tta)
+    return report

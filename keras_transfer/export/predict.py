@@ -4,10 +4,15 @@ An artifact is a ``.keras`` file, a SavedModel folder, a ``.tflite`` file, or an
 (then its float model is used: ``model.keras``, else ``saved_model/``, else ``model.tflite``).
 Labels come from the ``labels`` argument, else ``labels.txt`` beside the artifact (or in the
 export folder around a ``saved_model/``), else the class indices as strings.
+
+Test-time augmentation (``predict(..., tta=True)``) averages the outputs over every view of the
+symmetries recorded at training (``metadata.json`` → ``user.symmetries``, else ``report.json`` →
+``decisions.augment.symmetries``, found like ``labels.txt``); the files stay single-view.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +21,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import keras_transfer.layers  # noqa: F401 - registers ImagePreprocessing for loading .keras files
+from keras_transfer.data.symmetry import (
+    PRESETS,
+    View,
+    check_square,
+    group_views,
+    parse_symmetries,
+)
 from keras_transfer.errors import BadInputError
 from keras_transfer.export.images import to_image_batch
 
 _FLOAT_CHOICES = ("model.keras", "saved_model", "model.tflite")
+METADATA_FILE = "metadata.json"
+REPORT_FILE = "report.json"
 
 
 @dataclass
@@ -59,12 +73,83 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     return lines
 
 
-def _find_labels(path: Path) -> list[str] | None:
+def _beside(path: Path, name: str) -> Path:
+    """Where file `name` of the artifact's export folder lives: beside a file, in a bare
+    SavedModel folder, or in the export folder around a ``saved_model/``."""
     folder = path if path.is_dir() else path.parent
-    for candidate in (folder / "labels.txt", folder.parent / "labels.txt"):
-        if candidate.is_file() and (candidate.parent == folder or folder.name == "saved_model"):
-            return read_labels(candidate)
+    if folder.name == "saved_model" and not (folder / name).is_file():
+        return folder.parent / name
+    return folder / name
+
+
+def _find_labels(path: Path) -> list[str] | None:
+    candidate = _beside(path, "labels.txt")
+    return read_labels(candidate) if candidate.is_file() else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"{path}: cannot read it as JSON ({error}).") from None
+    return value if isinstance(value, dict) else {}
+
+
+def recorded_symmetries(artifact_path: str | os.PathLike) -> tuple[str, ...] | None:
+    """The label-preserving symmetries recorded with an export, or None when none are.
+
+    Looked up in ``metadata.json`` (``user.symmetries``, as `export(metadata={"symmetries":
+    ...})` writes it, or a top-level ``symmetries``), else ``report.json``
+    (``decisions.augment.symmetries``), in the folder of the artifact (as for ``labels.txt``).
+    An empty list is a record too: no symmetry keeps the label, so TTA is one view.
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "metadata.json").write_text('{"user": {"symmetries": ["hflip"]}}')
+    >>> recorded_symmetries(folder / "model.tflite"), recorded_symmetries(tempfile.mkdtemp())
+    (('hflip',), None)
+    """
+    path = Path(artifact_path)
+    metadata = _beside(path, METADATA_FILE)
+    if metadata.is_file():
+        info = _read_json(metadata)
+        user = info.get("user") if isinstance(info.get("user"), dict) else {}
+        for source in (user, info):
+            if source.get("symmetries") is not None:
+                return parse_symmetries(source["symmetries"])
+    report = _beside(path, REPORT_FILE)
+    if report.is_file():
+        decisions = _read_json(report).get("decisions")
+        augment = decisions.get("augment") if isinstance(decisions, dict) else None
+        if isinstance(augment, dict) and augment.get("symmetries") is not None:
+            return parse_symmetries(augment["symmetries"])
     return None
+
+
+def resolve_tta(tta: bool | str | Sequence[str] | None,
+                artifact_path: str | os.PathLike) -> tuple[str, ...]:
+    """The symmetries `tta` asks for: none for False/None, the recorded ones for True (see
+    `recorded_symmetries`; a clear error when there are none), else `tta` itself parsed.
+
+    Example:
+    >>> resolve_tta("flips", "anywhere/model.tflite"), resolve_tta(False, "anywhere")
+    (('hflip', 'vflip'), ())
+    """
+    if tta is None or tta is False:
+        return ()
+    if tta is True:
+        symmetries = recorded_symmetries(artifact_path)
+        if symmetries is None:
+            path = Path(artifact_path)
+            raise BadInputError(
+                f"{_beside(path, METADATA_FILE)}: no symmetries recorded for test-time "
+                f"augmentation (no 'symmetries' in it, nor 'decisions.augment.symmetries' in "
+                f"{_beside(path, REPORT_FILE).name}). Pass them explicitly: tta='hflip,vflip' "
+                f"(CLI: --tta hflip,vflip), or a preset ({', '.join(PRESETS)})."
+            )
+        return symmetries
+    return parse_symmetries(tta)
 
 
 def _resolve(path: Path) -> Path:
@@ -156,21 +241,47 @@ def load_artifact(path: str | os.PathLike, *, threads: int | None = None) -> Art
     return artifact
 
 
+def view_of(batch: np.ndarray, view: View) -> np.ndarray:
+    """`keras_transfer.data.symmetry.apply_view` on a numpy batch ``(N, H, W, C)``, in numpy:
+    on one 224 px image ~0.2 ms instead of ~2 ms of eager ops, next to ~11 ms for Lite0.
+
+    Example:
+    >>> from keras_transfer.data.symmetry import GENERATORS
+    >>> view_of(np.arange(4.0).reshape(1, 2, 2, 1), GENERATORS["hflip"])[0, :, :, 0].tolist()
+    [[1.0, 0.0], [3.0, 2.0]]
+    """
+    if view.flip:
+        batch = batch[:, :, ::-1]
+    return np.ascontiguousarray(np.rot90(batch, view.turns, axes=(1, 2)))
+
+
 def predict(
     artifact_path: str | os.PathLike | Artifact,
     images: Any,
     *,
     top_k: int = 3,
     labels: Sequence[str] | None = None,
+    tta: bool | str | Sequence[str] | None = False,
 ) -> list[list[tuple[str, float]]]:
     """Top-k ``(label, score)`` per image, from any artifact, on image files or raw arrays.
 
     ``images``: a path, a list of paths, an array ``(H, W, 3)`` / ``(N, H, W, 3)`` in [0, 255],
     or a list of arrays. Files are decoded and everything is resized to the model's input size.
 
+    ``tta``: test-time augmentation. ``True`` uses the symmetries recorded with the export
+    (`recorded_symmetries`); a preset (``"flips"``, ``"dihedral"``), ``"hflip,vflip"`` or a
+    sequence of names uses those. The scores are then the mean of the artifact's outputs over
+    every view of their group: one run of the artifact per view (2, 4 or 8 × the latency).
+
     Example:
     >>> # predict("exports/flowers", ["rose.jpg"], top_k=2)
     >>> # [[('rose', 0.93), ('tulip', 0.04)]]
+    >>> toy = Artifact(Path("toy.keras"), "keras", (1, 2), lambda x: x[:, 0, :, 0] / 255)
+    >>> white_left = np.array([[[255, 255, 255], [0, 0, 0]]])  # one 1x2 image
+    >>> predict(toy, white_left, labels=["left", "right"])  # scores: is each side white?
+    [[('left', 1.0), ('right', 0.0)]]
+    >>> predict(toy, white_left, labels=["left", "right"], tta="hflip")  # mean with the mirror
+    [[('left', 0.5), ('right', 0.5)]]
     """
     if isinstance(artifact_path, Artifact):
         artifact = artifact_path
@@ -178,8 +289,11 @@ def predict(
         artifact = load_artifact(artifact_path)
     if top_k <= 0:
         raise BadInputError(f"predict: top_k must be positive, got {top_k}.")
+    symmetries = resolve_tta(tta, artifact.path)
     batch = to_image_batch(images, artifact.image_size, what="predict images")
-    scores = artifact(batch)
+    check_square(symmetries, batch.shape[1:3])
+    # The views are made from the decoded pixels, so every artifact kind gets the same TTA.
+    scores = np.mean([artifact(view_of(batch, view)) for view in group_views(symmetries)], axis=0)
     scores = scores.reshape(len(batch), -1)
     names = list(labels) if labels is not None else artifact.labels
     if names is not None and len(names) != scores.shape[1]:
