@@ -257,16 +257,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output-dir", dest="output_dir", help="export folder")
     train.add_argument("--image-size", dest="image_size", type=int)
     train.add_argument("--batch-size", dest="batch_size", type=int)
-    train.add_argument("--schedule", choices=["default", "long", "fast"],
-                       help="default (~15 min on 2 cores for ELPV), long (more accurate), fast")
+    train.add_argument("--schedule", choices=["default", "long", "fast", "classic"],
+                       help="default (a 12-minute training budget, planned from the data), "
+                            "long (40 minutes: larger inputs, more epochs), fast (smoke runs), "
+                            "classic (the fixed schedule of earlier versions)")
+    train.add_argument("--time-budget", dest="time_budget", type=float, metavar="MINUTES",
+                       help="minutes of training the recipe plans within (default: the "
+                            "schedule's)")
     train.add_argument("--head-epochs", dest="head_epochs", type=int)
-    train.add_argument("--epochs", type=int, help="fine-tuning epochs (stage 2)")
+    train.add_argument("--epochs", type=int, help="fine-tuning epochs (stage 2; default: as "
+                       "many as the budget allows)")
     train.add_argument("--unfreeze-blocks", dest="unfreeze_blocks", type=int)
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
     train.add_argument("--fine-tune-learning-rate", dest="fine_tune_learning_rate", type=float)
     train.add_argument("--validation-split", dest="validation_split", type=float)
-    train.add_argument("--no-augment", dest="augment", action="store_const", const=False,
-                       help="train without augmentation")
+    train.add_argument("--augment", metavar="SYMMETRIES",
+                       help="auto (default: what the dataset declares or a probe shows the "
+                            "labels keep), none, flip, flips, dihedral, or generators such as "
+                            "hflip,vflip,rot90")
+    train.add_argument("--no-augment", dest="augment", action="store_const", const="none",
+                       help="same as --augment none")
+    train.add_argument("--imbalance", choices=["auto", "none", "class_weight", "focal"],
+                       help="class-imbalance treatment (default auto: chosen on validation "
+                            "when the classes are imbalanced)")
     train.add_argument("--quantization", nargs="+",
                        choices=["float32", "float16", "dynamic", "int8"])
     train.add_argument("--seed", type=int)

@@ -71,6 +71,9 @@ class ImageDataset(ImageSplits):
     multi_label: bool = False
     image_size: tuple[int, int] = (224, 224)
     label_format: str = "int"
+    # Flips / quarter turns that keep every label (`keras_transfer.data.symmetry` names), when
+    # the source knows them (ELPV cells have no orientation); None: unknown, probe the data.
+    symmetries: tuple[str, ...] | None = None
 
 
 

@@ -22,6 +22,8 @@ from keras_transfer.errors import BadInputError, require
 ELPV_SEED = 1337
 ELPV_TEST_FRACTION = 0.25
 ELPV_PROBABILITIES = (0.0, 1 / 3, 2 / 3, 1.0)
+ELPV_SYMMETRIES = ("hflip", "vflip", "rot90")  # the 8 flips and quarter turns of a square cell
+ELPV_NATIVE_SIZE = 300
 ELPV_CLASS_NAMES = {
     # Defect probability 0, 1/3, 2/3, 1: the experts' confidence that the cell is defective.
     "4class": ["functional", "probably_functional", "probably_defective", "defective"],
@@ -132,7 +134,7 @@ def load_elpv(
     images, _, _ = _raw_elpv()
     four_class, parts = _elpv_split(seed, validation_split)
     report = LoadReport(f"elpv ({variant})")
-    return assemble_images(
+    data = assemble_images(
         labels=_labels(four_class, variant),
         class_names=list(ELPV_CLASS_NAMES[variant]),
         report=report,
@@ -144,3 +146,6 @@ def load_elpv(
         parts=parts,
         verbose=verbose,
     )
+    # A cell has no orientation: busbars run either way and a crack is a crack when mirrored.
+    data.symmetries = ELPV_SYMMETRIES
+    return data

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from keras_transfer import distribute
 from keras_transfer.backbones import freeze, unfreeze
+from keras_transfer.recipes.budget import TimeBudget, WarmupCosine
 from keras_transfer.recipes.callbacks import EpochTimer, default_callbacks
 from keras_transfer.recipes.discriminative import discriminative_optimizer
 from keras_transfer.recipes.features import extract_features, split_at
@@ -22,6 +23,7 @@ class RecipeHistory:
     """Per-epoch metrics of every stage, in order: ``stages[i] = (name, history_dict)``."""
 
     stages: list[tuple[str, dict[str, list[float]]]] = dataclasses.field(default_factory=list)
+    budget: dict | None = None  # `TimeBudget.record` when stage 2 ran on a time budget
 
     def add(self, name: str, history: keras.callbacks.History | dict) -> None:
         logs = history.history if hasattr(history, "history") else history
@@ -55,11 +57,20 @@ def feature_extraction(
     passes: int = 1,
     cache: str | None = "memory",
     class_weight: dict | None = None,
+    loss: keras.losses.Loss | str | None = None,
+    weight_decay: float = 0.0,
+    patience: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
     strategy: str | tf.distribute.Strategy | None = None,
 ) -> RecipeHistory:
     """Trains only the head, on backbone features computed once (the backbone stays frozen).
+
+    With `validation` and `patience`, `epochs` is a ceiling: training stops once the
+    validation loss has not improved for `patience` epochs and the best head is restored (an
+    epoch on cached features costs milliseconds, so train to convergence, not to a count).
+    `loss` replaces the task's default loss (e.g. label smoothing or focal loss from
+    `keras_transfer.recipes.losses`); `weight_decay` > 0 trains with AdamW.
 
     The model is trained in place and comes back whole (backbone + trained head), ready to
     evaluate and export. `passes` > 1 caches several augmented copies of the training set when
@@ -90,28 +101,40 @@ def feature_extraction(
         if validation is not None:
             val = extract_features(features, validation, cache=cache,
                                    description="validation features", progress=progress)
-        loss, metrics = _loss_and_metrics(net)
-        head.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+        default_loss, metrics = _loss_and_metrics(net)
+        head.compile(_optimizer(learning_rate, weight_decay), loss=loss or default_loss,
+                     metrics=metrics)
         timer = EpochTimer()
+        if val is not None and patience:
+            callbacks = [*callbacks, keras.callbacks.EarlyStopping(
+                "val_loss", patience=patience, restore_best_weights=True)]
         global_batch = batch_size if strategy is None else distribute.global_batch_size(
             batch_size, distribute.resolve_strategy(strategy))
         history = head.fit(
             x, y, batch_size=global_batch, epochs=epochs, validation_data=val, shuffle=True,
             class_weight=class_weight, callbacks=[timer, *callbacks], verbose=verbose,
         )
-        _recompile(net, learning_rate)
+        _recompile(net, learning_rate, loss=loss, weight_decay=weight_decay)
     if net is not model:  # trained as a copy inside the scope; `model` has its weights now
-        _recompile(model, learning_rate)
+        _recompile(model, learning_rate, loss=loss, weight_decay=weight_decay)
     result = RecipeHistory()
     result.add("feature_extraction", history)
     return result
 
 
+def _optimizer(learning_rate, weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
+    if weight_decay:
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.Adam(learning_rate)
+
+
 def _recompile(model: keras.Model,
                learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
-               discriminative: float | Mapping[str, float] | None = None) -> None:
-    loss, metrics = _loss_and_metrics(model)
-    optimizer = keras.optimizers.Adam(learning_rate)
+               discriminative: float | Mapping[str, float] | None = None, *,
+               loss: keras.losses.Loss | str | None = None, weight_decay: float = 0.0) -> None:
+    default_loss, metrics = _loss_and_metrics(model)
+    loss = loss or default_loss
+    optimizer = _optimizer(learning_rate, weight_decay)
     if discriminative is not None:
         if isinstance(discriminative, (int, float)):
             optimizer = discriminative_optimizer(model, optimizer, decay=float(discriminative))
@@ -135,6 +158,10 @@ def fine_tune(
     class_weight: dict | None = None,
     discriminative: float | Mapping[str, float] | None = None,
     gradual_unfreezing: int | None = None,
+    loss: keras.losses.Loss | str | None = None,
+    weight_decay: float = 0.0,
+    warmup_epochs: float = 0.0,
+    time_budget: float | None = None,
     run_dir: str | Path | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
@@ -154,6 +181,15 @@ def fine_tune(
             the full rate) or a ``{block or "head": multiplier}`` mapping; None: one rate.
         gradual_unfreezing: unfreeze the stage-2 blocks one at a time, one more every this many
             epochs (from the top, up to `unfreeze_blocks`); None: all at once.
+        loss: replaces the task's default loss in both stages (e.g.
+            `keras_transfer.recipes.losses.SparseCrossentropy` with label smoothing).
+        weight_decay: > 0 trains with AdamW (decoupled weight decay) instead of Adam.
+        warmup_epochs: stage 2 warms the rate up linearly over this many epochs, then
+            decays it by a cosine (`WarmupCosine`).
+        time_budget: seconds for stage 2. `epochs` becomes a ceiling: after a few steps the
+            measured step time sets how many epochs fit, the cosine is stretched to end there,
+            and training stops inside the budget (`TimeBudget`; its record is in
+            ``history.budget``).
         callbacks: stage-2 callbacks; None means `default_callbacks(run_dir)` (TensorBoard,
             checkpoint, early stopping, BackupAndRestore, TerminateOnNaN).
         strategy: train data-parallel under this tf.distribute strategy (a name of
@@ -185,25 +221,31 @@ def fine_tune(
             if head_on_cached_features:
                 stage1 = feature_extraction(
                     net, train, validation, epochs=head_epochs, learning_rate=learning_rate,
-                    class_weight=class_weight, verbose=verbose, strategy=strategy)
+                    class_weight=class_weight, loss=loss, weight_decay=weight_decay,
+                    verbose=verbose, strategy=strategy)
                 result.add("head", stage1.stages[0][1])
             else:
                 freeze(net)
-                _recompile(net, learning_rate)
+                _recompile(net, learning_rate, loss=loss, weight_decay=weight_decay)
                 result.add("head", net.fit(train, validation_data=validation,
                                            epochs=head_epochs, class_weight=class_weight,
                                            verbose=verbose))
         if epochs:
             unfreeze(net, last=unfreeze_blocks, train_batchnorm=train_batchnorm)
             steps = _steps_per_epoch(train)
-            schedule = (keras.optimizers.schedules.CosineDecay(fine_tune_learning_rate,
-                                                               steps * epochs)
-                        if steps else fine_tune_learning_rate)
-            _recompile(net, schedule, discriminative)
+            schedule = _stage2_schedule(fine_tune_learning_rate, steps, epochs, warmup_epochs,
+                                        budgeted=time_budget is not None)
+            _recompile(net, schedule, discriminative, loss=loss, weight_decay=weight_decay)
             if callbacks is None:
                 callbacks = default_callbacks(run_dir, monitor="val_loss" if validation
                                               is not None else "loss", strategy=strategy)
             extra: list[keras.callbacks.Callback] = [EpochTimer()]
+            budget = None
+            if time_budget is not None:
+                budget = TimeBudget(time_budget, steps_per_epoch=steps or 1,
+                                    schedule=schedule if isinstance(schedule, WarmupCosine)
+                                    else None)
+                extra.append(budget)
             if gradual_unfreezing:
                 extra.append(GradualUnfreezing(every=gradual_unfreezing, start=0,
                                                max_blocks=unfreeze_blocks,
@@ -212,10 +254,24 @@ def fine_tune(
                               class_weight=class_weight, callbacks=[*extra, *callbacks],
                               verbose=verbose)
             result.add("fine_tune", history)
+            if budget is not None:
+                result.budget = budget.record
     if net is not model:  # trained as a copy inside the scope; `model` has its weights now
         _recompile(model, fine_tune_learning_rate if epochs else learning_rate,
-                   discriminative if epochs else None)
+                   discriminative if epochs else None, loss=loss, weight_decay=weight_decay)
     return result
+
+
+def _stage2_schedule(peak: float, steps: int | None, epochs: int, warmup_epochs: float,
+                     budgeted: bool) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """Cosine decay over the planned steps; with a warmup or a budget, `WarmupCosine` (whose
+    length a `TimeBudget` can set once the step time is known)."""
+    if not steps:
+        return peak
+    if warmup_epochs or budgeted:
+        return WarmupCosine(peak, warmup_steps=round(warmup_epochs * steps),
+                            total_steps=steps * epochs)
+    return keras.optimizers.schedules.CosineDecay(peak, steps * epochs)
 
 
 def _steps_per_epoch(dataset: tf.data.Dataset) -> int | None:
