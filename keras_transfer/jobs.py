@@ -409,14 +409,14 @@ class _Job:
         return history, decisions, symmetries, frozen
 
     def _train_auto(self, model, data, after_head):
-        from keras_transfer.recipes.auto import auto_fine_tune
+        from keras_transfer.recipes.auto import FINE_TUNE_PEAK, auto_fine_tune
 
         config, schedule = self.config, self.schedule
         result = auto_fine_tune(
             model, data, time_budget=self.budget_left(), augment=config.symmetries_setting(), imbalance=config.imbalance,
             label_smoothing=config.label_smoothing, weight_decay=config.weight_decay,
             learning_rate=self._scaled(config.learning_rate),
-            fine_tune_learning_rate=self._scaled(config.fine_tune_learning_rate or 3e-4),
+            fine_tune_learning_rate=self._scaled(config.fine_tune_learning_rate or FINE_TUNE_PEAK),
             head_epochs=schedule.head_epochs, epochs=schedule.epochs,
             unfreeze_blocks="auto" if schedule.unfreeze_blocks is None
             else schedule.unfreeze_blocks,

@@ -35,6 +35,11 @@ from keras_transfer.recipes.invariance import probe_symmetries
 
 # Most validation images the symmetry probe looks at (4 forward passes each).
 PROBE_EXAMPLES = 1000
+# Fine-tuning rates, fastai's `fine_tune` idea: the head at the peak, each block below it at
+# `BLOCK_DECAY` × the rate of the block above (the stem of a 9-block backbone at ~1 %), so the
+# generic early features move little and the task-specific top moves most.
+FINE_TUNE_PEAK = 5e-4
+BLOCK_DECAY = 0.6
 
 
 @dataclasses.dataclass
@@ -95,7 +100,8 @@ def auto_fine_tune(
     label_smoothing: float = 0.1,
     weight_decay: float = 0.05,
     learning_rate: float = 1e-3,
-    fine_tune_learning_rate: float = 3e-4,
+    fine_tune_learning_rate: float = FINE_TUNE_PEAK,
+    block_decay: float | None = BLOCK_DECAY,
     head_epochs: int | None = None,
     unfreeze_blocks: int | None | str = "auto",
     epochs: int | None = None,
@@ -117,7 +123,10 @@ def auto_fine_tune(
             (`epochs` given: exactly that many, no budget stop).
         after_head: called with the model once the head is trained (e.g. to evaluate the
             frozen-features baseline).
-        fine_tune_learning_rate: AdamW's peak rate when fine-tuning, reached after a warmup.
+        fine_tune_learning_rate: AdamW's peak rate when fine-tuning (the head's), reached
+            after a warmup.
+        block_decay: each backbone block trains at this × the rate of the block above it
+            (discriminative rates); None: one rate for all.
 
     Example (about a minute on 2 CPU cores; tiny model, random weights):
     >>> import numpy as np
@@ -138,10 +147,10 @@ def auto_fine_tune(
                       label_smoothing=label_smoothing, learning_rate=learning_rate,
                       weight_decay=weight_decay,
                       **({"max_epochs": head_epochs} if head_epochs else {}), verbose=0)
-    if after_head is not None:
-        after_head(model)
     say(f"      head: {len(head.history.series('loss'))} epochs, {head.seconds:.0f} s with the "
         f"feature pass; imbalance → {head.reason}")
+    if after_head is not None:
+        after_head(model)
     symmetries, augment_record = decide_symmetries(
         augment, declared=getattr(data, "symmetries", None), model=model,
         validation=data.validation, image_size=data.image_size)
@@ -153,28 +162,36 @@ def auto_fine_tune(
     plan = _plan(model, data, remaining, rate, unfreeze_blocks, epochs)
     say(f"      plan: {plan.epochs} epochs, "
         f"{'all' if plan.unfreeze_blocks is None else plan.unfreeze_blocks} blocks unfrozen, "
-        f"~{plan.seconds_per_epoch:.0f} s/epoch, budget {plan.budget_s:.0f} s ({plan.reason})")
+        f"~{plan.seconds_per_epoch:.0f} s/epoch, {_budget_text(plan.budget_s)} ({plan.reason})")
     train = data.train
     if symmetries:
         augmenter = RandomSymmetry(symmetries, seed=seed)
         train = train.map(lambda x, y: (augmenter(x, training=True), y),
                           num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     fixed_epochs = epochs is not None
+    stage2_started = time.perf_counter()
     stage2 = fine_tune(
         model, train, data.validation, head_epochs=0,
         epochs=plan.epochs if fixed_epochs else _ceiling(plan.epochs),
         unfreeze_blocks=plan.unfreeze_blocks, fine_tune_learning_rate=fine_tune_learning_rate,
+        discriminative=block_decay,
         loss=head.option.loss(label_smoothing), weight_decay=weight_decay,
         warmup_epochs=min(1.0, plan.epochs / 10), time_budget=None if fixed_epochs else
         max(plan.budget_s, 1.0), run_dir=run_dir, verbose=verbose)
     history = RecipeHistory(head.history.stages + stage2.stages)
-    spent = stage2.budget or {}
-    say(f"      fine-tuning: {len(stage2.series('loss'))} epochs in "
-        f"{spent.get('spent_s', 0):.0f} s (budget {plan.budget_s:.0f} s)")
+    spent = {"seconds": round(time.perf_counter() - stage2_started, 1), **(stage2.budget or {})}
+    say(f"      fine-tuning: {len(stage2.series('loss'))} epochs in {spent['seconds']:.0f} s "
+        f"({_budget_text(plan.budget_s)})")
     decisions = {"head": head.as_dict(), "augment": augment_record,
                  "plan": {**plan.as_dict(), "measured": spent,
+                          "peak_learning_rate": fine_tune_learning_rate,
+                          "block_decay": block_decay,
                           "epochs_run": len(stage2.series("loss"))}}
     return AutoResult(history, symmetries, decisions)
+
+
+def _budget_text(seconds: float) -> str:
+    return "no time budget" if seconds == float("inf") else f"budget {seconds:.0f} s"
 
 
 def _describe(symmetries: Sequence[str]) -> str:
