@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", dest="batch_size", type=int)
     train.add_argument("--schedule", choices=["default", "long", "fast", "classic"],
                        help="default (a 12-minute training budget, planned from the data), "
-                            "long (40 minutes: larger inputs, more epochs), fast (smoke runs), "
+                            "long (30 minutes: larger inputs, more epochs), fast (smoke runs), "
                             "classic (the fixed schedule of earlier versions)")
     train.add_argument("--time-budget", dest="time_budget", type=float, metavar="MINUTES",
                        help="minutes of training the recipe plans within (default: the "

@@ -36,7 +36,7 @@ SCHEDULES = {
     # covers training; evaluation and export come on top); "long" gives the planner more to
     # spend (larger inputs, more epochs, the whole network).
     "default": Schedule(budget_minutes=12),
-    "long": Schedule(budget_minutes=40),
+    "long": Schedule(budget_minutes=30),
     "fast": Schedule(head_epochs=2, epochs=1, unfreeze_blocks=1),  # smoke runs, notebooks
     # The default before the data-aware recipe, kept to compare against: head 25 epochs
     # (Adam), then 4 epochs of the last 3 blocks, horizontal + vertical flips.
