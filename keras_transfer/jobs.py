@@ -213,7 +213,8 @@ def native_image_size(config: ImageJobConfig) -> int | None:
         from keras_transfer.data import IMAGE_EXTENSIONS
 
         files = [p for p in sorted(Path(config.dataset).rglob("*"))
-                 if p.suffix.lower() in IMAGE_EXTENSIONS][:: 1][:64]
+                 if p.suffix.lower() in IMAGE_EXTENSIONS]
+        files = files[:: max(1, len(files) // 64)]  # a sample spread over every class
         sides = []
         for path in files:
             try:

@@ -110,6 +110,8 @@ class SearchSpace:
         strength = float(values["augment_strength"])
         return dataclasses.replace(
             base,
+            # A trial is the staged recipe with fixed stages: "classic" re-runs it as trained.
+            schedule="classic",
             learning_rate=float(values["learning_rate"]),
             dropout=float(values["dropout"]),
             hidden_units=(width,) if width else (),
