@@ -221,3 +221,26 @@ def test_repeatable_config_writes_out_the_decisions():
     assert (settings["augment"], settings["imbalance"], settings["image_size"]) == (
         "hflip,vflip", "focal", 288)
     json.dumps(settings)  # what config.json holds
+
+
+def test_auto_fine_tune_runs_every_step_within_its_budget_plan():
+    from keras_transfer import build_image_classifier
+    from keras_transfer.recipes import auto_fine_tune
+
+    keras.utils.set_random_seed(0)
+    x, y = _shapes(96, mirrored_classes=False)
+    x = x.repeat(2, axis=1).repeat(2, axis=2)  # 32x32: VGG's smallest input
+    data = from_arrays(x.astype("uint8"), y, validation_split=0.25, batch_size=16,
+                       verbose=False)
+    model = build_image_classifier("vgg16", 2, weights=None, input_shape=(32, 32, 3))
+    result = auto_fine_tune(model, data, time_budget=15, verbose=0)
+    decisions = result.decisions
+    assert set(decisions) == {"head", "augment", "plan"}
+    assert decisions["augment"]["source"] == "probe"
+    assert result.symmetries == tuple(decisions["augment"]["symmetries"])
+    plan = decisions["plan"]
+    assert plan["unfreeze_blocks"] is None or plan["unfreeze_blocks"] >= 1
+    measured = plan["measured"]  # TimeBudget's record: what it planned and what ran
+    assert measured["epochs_run"] == plan["epochs_run"] >= 1
+    assert measured["epochs_run"] <= measured["planned_epochs"]
+    assert [name for name, _ in result.history.stages] == ["head", "fine_tune"]
