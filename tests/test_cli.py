@@ -84,7 +84,7 @@ def test_train_with_a_config_file_then_evaluate_export_predict(
     assert saved["batch_size"] == 4 and saved["seed"] == 7 and saved["weights"] is None
     assert saved["output_dir"] == str(out)
     report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["head_epochs"] == 2  # the "fast" schedule
+    assert report["settings"]["schedule_resolved"]["head_epochs"] == 2  # the "fast" schedule
     capsys.readouterr()
 
     # `evaluate` on the export folder re-reads its config.json: the same test split, the same

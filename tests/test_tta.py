@@ -207,12 +207,17 @@ def test_cli_evaluate_tta_prints_and_writes_both_scores(exported, image_files, c
     assert "with TTA (8 views)" in capsys.readouterr().out
 
 
-def test_numpy_views_of_predict_are_those_of_apply_view():
+def test_numpy_and_tensor_views_agree():
+    """`apply_view` keeps numpy batches in numpy (predict's fast path) and tensors in keras.ops
+    (tf.data, graphs): both give the same pixels for every view."""
+    import tensorflow as tf
+
     from keras_transfer.data.symmetry import apply_view, group_views
-    from keras_transfer.export.predict import view_of
 
     batch = np.random.default_rng(1).uniform(size=(2, 5, 5, 3)).astype("float32")
     views = group_views("dihedral")
     assert len(views) == 8
     for view in views:
-        np.testing.assert_array_equal(view_of(batch, view), np.asarray(apply_view(batch, view)))
+        fast = apply_view(batch, view)
+        assert isinstance(fast, np.ndarray)
+        np.testing.assert_array_equal(fast, np.asarray(apply_view(tf.constant(batch), view)))

@@ -104,13 +104,19 @@ def group_views(symmetries: Sequence[str]) -> list[View]:
 
 
 def apply_view(images, view: View):
-    """Applies a view to a batch ``(N, H, W, C)`` (numpy or tensor; H == W when turning).
+    """Applies a view to a batch ``(N, H, W, C)`` (H == W when turning).
+
+    A numpy batch stays numpy (a 224 px image in ~0.2 ms, against ~2 ms of eager ops: it
+    matters next to an ~11 ms TFLite call); a tensor goes through `keras.ops` (graphs, tf.data).
 
     Example:
     >>> x = np.arange(4.0).reshape(1, 2, 2, 1)
-    >>> np.asarray(apply_view(x, GENERATORS["hflip"]))[0, :, :, 0].tolist()
+    >>> apply_view(x, GENERATORS["hflip"])[0, :, :, 0].tolist()
     [[1.0, 0.0], [3.0, 2.0]]
     """
+    if isinstance(images, np.ndarray):
+        flipped = images[:, :, ::-1] if view.flip else images
+        return np.ascontiguousarray(np.rot90(flipped, view.turns, axes=(1, 2)))
     if view.flip:
         images = keras.ops.flip(images, axis=2)
     if view.turns:
