@@ -493,7 +493,8 @@ def _export(model, output_dir: Path, data, test, config: ImageJobConfig, report:
 
 
 def _repeatable_config(config: ImageJobConfig, decisions: dict) -> dict:
-    """The settings as run, with what the recipe decided written out (`--config` repeats it)."""
+    """The settings as run, with what the recipe decided written out: `--config` repeats the
+    same training (symmetries, imbalance treatment, image size, blocks and epochs fixed)."""
     settings = dataclasses.asdict(config)
     augment = decisions.get("augment", {})
     if settings["augment"] == "auto" and "symmetries" in augment:
@@ -502,6 +503,11 @@ def _repeatable_config(config: ImageJobConfig, decisions: dict) -> dict:
         settings["imbalance"] = decisions["head"]["imbalance"]
     if settings["image_size"] is None and "image_size" in decisions:
         settings["image_size"] = decisions["image_size"]["size"]
+    plan = decisions.get("plan", {})
+    if settings["epochs"] is None and "epochs_run" in plan:
+        # The epochs the budget allowed, as fixed stages: a re-run trains the same, no budget.
+        settings["epochs"] = plan["epochs_run"]
+        settings["unfreeze_blocks"] = plan["blocks_unfrozen"]
     return settings
 
 

@@ -216,10 +216,14 @@ def test_repeatable_config_writes_out_the_decisions():
     from keras_transfer.jobs import ImageJobConfig, _repeatable_config
 
     decisions = {"augment": {"symmetries": ["hflip", "vflip"]}, "head": {"imbalance": "focal"},
-                 "image_size": {"size": 288}}
+                 "image_size": {"size": 288}, "plan": {"epochs_run": 7, "blocks_unfrozen": 9}}
     settings = _repeatable_config(ImageJobConfig(), decisions)
     assert (settings["augment"], settings["imbalance"], settings["image_size"]) == (
         "hflip,vflip", "focal", 288)
+    assert (settings["epochs"], settings["unfreeze_blocks"]) == (7, 9)
+    # Given explicitly, the settings stay as they were.
+    given = _repeatable_config(ImageJobConfig(epochs=3, unfreeze_blocks=2), decisions)
+    assert (given["epochs"], given["unfreeze_blocks"]) == (3, 2)
     json.dumps(settings)  # what config.json holds
 
 
@@ -244,3 +248,4 @@ def test_auto_fine_tune_runs_every_step_within_its_budget_plan():
     assert measured["epochs_run"] == plan["epochs_run"] >= 1
     assert measured["epochs_run"] <= measured["planned_epochs"]
     assert [name for name, _ in result.history.stages] == ["head", "fine_tune"]
+    assert plan["blocks_unfrozen"] >= 1

@@ -184,6 +184,9 @@ def auto_fine_tune(
         f"({_budget_text(plan.budget_s)})")
     decisions = {"head": head.as_dict(), "augment": augment_record,
                  "plan": {**plan.as_dict(), "measured": spent,
+                          # What `unfreeze(last=...)` needs to repeat it (None = all of them).
+                          "blocks_unfrozen": (len(blocks_of(model)) if plan.unfreeze_blocks
+                                              is None else plan.unfreeze_blocks),
                           "peak_learning_rate": fine_tune_learning_rate,
                           "block_decay": block_decay,
                           "epochs_run": len(stage2.series("loss"))}}
