@@ -370,6 +370,7 @@ class _Job:
         return data, model, record
 
     def _choose_image_size(self, model, data, side: int) -> tuple[int, dict]:
+        from keras_transfer.backbones import blocks_of
         from keras_transfer.recipes.budget import measure_forward_rate, plan_fine_tuning
 
         if self.config.image_size:
@@ -386,7 +387,8 @@ class _Job:
         before = seen * (native / side) ** 2 / rate + 60.0
         plan = plan_fine_tuning(budget_s=budget - before, num_train=sizes.get("train", 0),
                                 num_validation=sizes.get("validation", 0), forward_rate=rate,
-                                image_size=side, num_blocks=8, native_size=native)
+                                image_size=side, num_blocks=len(blocks_of(model)) - 1,
+                                native_size=native)
         return plan.image_size, {"size": plan.image_size, "native": native,
                                  "forward_images_per_s": round(rate, 1), "reason": plan.reason}
 

@@ -57,7 +57,6 @@ def decide_symmetries(
     declared: Sequence[str] | None,
     model: keras.Model | None = None,
     validation: tf.data.Dataset | None = None,
-    image_size: Sequence[int] = (224, 224),
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """The symmetries to augment with, and the decision record.
 
@@ -153,7 +152,7 @@ def auto_fine_tune(
         after_head(model)
     symmetries, augment_record = decide_symmetries(
         augment, declared=getattr(data, "symmetries", None), model=model,
-        validation=data.validation, image_size=data.image_size)
+        validation=data.validation)
     say(f"      augmentation: {_describe(symmetries)} ({augment_record['source']}: "
         f"{augment_record['reason']})")
     rate = _forward_rate(data, head.feature_seconds)
