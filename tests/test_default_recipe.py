@@ -239,7 +239,8 @@ def test_auto_fine_tune_runs_every_step_within_its_budget_plan():
     model = build_image_classifier("vgg16", 2, weights=None, input_shape=(32, 32, 3))
     result = auto_fine_tune(model, data, time_budget=15, verbose=0)
     decisions = result.decisions
-    assert set(decisions) == {"head", "augment", "plan"}
+    assert set(decisions) == {"head", "augment", "plan", "fine_tune"}
+    assert decisions["fine_tune"]["kept"] in ("fine_tuned", "frozen_features")
     assert decisions["augment"]["source"] == "probe"
     assert result.symmetries == tuple(decisions["augment"]["symmetries"])
     plan = decisions["plan"]
@@ -249,3 +250,28 @@ def test_auto_fine_tune_runs_every_step_within_its_budget_plan():
     assert measured["epochs_run"] <= measured["planned_epochs"]
     assert [name for name, _ in result.history.stages] == ["head", "fine_tune"]
     assert plan["blocks_unfrozen"] >= 1
+
+
+def test_a_fine_tuning_worse_than_frozen_features_on_validation_is_not_kept():
+    from keras_transfer import build_image_classifier
+    from keras_transfer.evaluate import predict_dataset
+    from keras_transfer.recipes import auto_fine_tune
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 2  # dark vs bright: a head on random VGG features separates them
+    x = rng.uniform(0, 100, (64, 32, 32, 3)) + 155 * y[:, None, None, None]
+    data = from_arrays(x.astype("uint8"), y, validation_split=0.25, batch_size=16,
+                       verbose=False)
+    model = build_image_classifier("vgg16", 2, weights=None, input_shape=(32, 32, 3))
+    seen = {}
+    # A rate that wrecks the network: fine-tuning ends far below the trained head.
+    result = auto_fine_tune(model, data, time_budget=None, epochs=1, augment="none",
+                            fine_tune_learning_rate=50.0, block_decay=None, verbose=0,
+                            after_head=lambda m: seen.update(p=predict_dataset(m, data.validation)[0]))
+    kept = result.decisions["fine_tune"]
+    accuracy = kept["validation_accuracy"]
+    assert accuracy["frozen_features"] > 0.7  # the head learned something worth keeping
+    assert accuracy["fine_tuned"] < accuracy["frozen_features"]
+    assert kept["kept"] == "frozen_features"
+    np.testing.assert_allclose(predict_dataset(model, data.validation)[0], seen["p"], atol=1e-5)

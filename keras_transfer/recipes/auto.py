@@ -136,7 +136,7 @@ def auto_fine_tune(
     >>> model = build_image_classifier("vgg16", 2, weights=None, input_shape=(32, 32, 3))
     >>> result = auto_fine_tune(model, data, time_budget=60, verbose=0)  # doctest: +SKIP
     >>> sorted(result.decisions)  # doctest: +SKIP
-    ['augment', 'head', 'plan']
+    ['augment', 'fine_tune', 'head', 'plan']
     """
     if time_budget is None and epochs is None:
         raise ValueError("auto_fine_tune needs a time_budget (seconds) or a number of epochs.")
@@ -168,6 +168,7 @@ def auto_fine_tune(
         train = train.map(lambda x, y: (augmenter(x, training=True), y),
                           num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     fixed_epochs = epochs is not None
+    head_weights = model.get_weights()  # the frozen-features model, if fine-tuning does worse
     stage2_started = time.perf_counter()
     stage2 = fine_tune(
         model, train, data.validation, head_epochs=0,
@@ -181,7 +182,9 @@ def auto_fine_tune(
     spent = {"seconds": round(time.perf_counter() - stage2_started, 1), **(stage2.budget or {})}
     say(f"      fine-tuning: {len(stage2.series('loss'))} epochs in {spent['seconds']:.0f} s "
         f"({_budget_text(plan.budget_s)})")
-    decisions = {"head": head.as_dict(), "augment": augment_record,
+    kept = _keep_the_better(model, head_weights, head, data.validation)
+    say(f"      {kept['reason']}")
+    decisions = {"head": head.as_dict(), "augment": augment_record, "fine_tune": kept,
                  "plan": {**plan.as_dict(), "measured": spent,
                           # What `unfreeze(last=...)` needs to repeat it (None = all of them).
                           "blocks_unfrozen": (len(blocks_of(model)) if plan.unfreeze_blocks
@@ -190,6 +193,28 @@ def auto_fine_tune(
                           "block_decay": block_decay,
                           "epochs_run": len(stage2.series("loss"))}}
     return AutoResult(history, symmetries, decisions)
+
+
+def _keep_the_better(model: keras.Model, head_weights: list, head, validation) -> dict:
+    """Keeps the fine-tuned weights unless the frozen-features model was more accurate on the
+    validation split (a short or noisy fine-tuning must never hand back a worse model)."""
+    if validation is None:
+        return {"kept": "fine_tuned", "reason": "no validation split: the fine-tuned model"}
+    from keras_transfer.evaluate import predict_dataset
+
+    chosen = next(c for c in head.candidates if c["name"] == head.option.name)
+    probabilities, labels = predict_dataset(model, validation)
+    tuned = float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels).reshape(-1)))
+    record = {"validation_accuracy": {"frozen_features": chosen["accuracy"],
+                                      "fine_tuned": round(tuned, 4)}}
+    if tuned >= chosen["accuracy"]:
+        return {"kept": "fine_tuned", **record, "reason": (
+            f"kept the fine-tuned model: validation accuracy {tuned:.3f} vs {chosen['accuracy']:.3f}"
+            " with frozen features")}
+    model.set_weights(head_weights)
+    return {"kept": "frozen_features", **record, "reason": (
+        f"kept the frozen-features model: fine-tuning reached a validation accuracy of "
+        f"{tuned:.3f}, below its {chosen['accuracy']:.3f}")}
 
 
 def _budget_text(seconds: float) -> str:
