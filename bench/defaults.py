@@ -97,16 +97,7 @@ def machine_info() -> dict:
     import sklearn
     import tensorflow as tf
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.machine(), "x86_64"):
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    model, flags = jobs.read_cpu()
     return {
         "cpu": model,
         "flags": {name: name in flags for name in

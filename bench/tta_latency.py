@@ -38,16 +38,9 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8
 
 def cpu_info() -> dict:
     """CPU model name and whether the flags that decide TFLite CPU speed are present."""
-    model, flags = platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == platform.machine():
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    from keras_transfer.jobs import read_cpu
+
+    model, flags = read_cpu()
     return {"model": model, "flags": {name: name in flags for name in CPU_FLAGS},
             "amx": any(name.startswith("amx") for name in flags),
             "cores_usable": len(os.sched_getaffinity(0)), "cores_total": os.cpu_count(),

@@ -531,16 +531,34 @@ def _machine() -> dict:
             "keras": keras.__version__, "cpu_count": _cpu_count(), **_cpu_flags()}
 
 
-def _cpu_flags() -> dict:
-    """The CPU model and the vector extensions that decide CPU training speed."""
+def read_cpu() -> tuple[str, set[str]]:
+    """The CPU model name and its feature flags (from /proc/cpuinfo; empty flags elsewhere):
+    what every benchmark records beside its timings.
+
+    Example:
+    >>> model, flags = read_cpu()
+    >>> isinstance(model, str) and isinstance(flags, set)
+    True
+    """
+    model, flags = platform.processor() or platform.machine(), set()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {"cpu": platform.processor()}
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+        if flags and key.strip() == "flags":
+            break  # the first processor says it for all
+    return model, flags
+
+
+def _cpu_flags() -> dict:
+    """The CPU model and the vector extensions that decide CPU training speed."""
+    model, flags = read_cpu()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
     return {"cpu": model, "cpu_flags": [flag for flag in wanted if flag in flags]}
 
