@@ -18,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_transfer.data.symmetry import PRESETS, RandomSymmetry, parse_symmetries
+from keras_transfer.data.symmetry import RandomSymmetry, parse_symmetries
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
