@@ -3,11 +3,25 @@
 Every file is fully decoded in Python before it reaches tf.data, so a corrupt, empty or
 mislabelled file is skipped (or, with ``strict=True``, raised) with its path — never a
 traceback from inside a tf.data graph.
+
+This is the one decoder of the toolkit: training and evaluation (`load_image`,
+`decode_images`) and `predict` on files or encoded bytes (`load_image_bytes`, through
+``keras_transfer.export.images``) all read pixels here — any format PIL reads, EXIF orientation
+applied, `to_rgb`, then `resize_pil` — so the same file gives the same pixels everywhere.
+
+Memory is bounded by a pixel-count cap (`max_pixels`: 40 megapixels, or the environment variable
+``KERAS_TRANSFER_MAX_PIXELS``) checked on the header before any pixel is decoded: a larger JPEG
+is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, ``Image.draft``), any other larger file is
+refused with its size, the cap and how to raise it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +48,80 @@ IMAGE_EXTENSIONS = (
 )
 RESIZE_MODES = ("stretch", "pad", "crop")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+MAX_PIXELS = 40_000_000  # ~120 MB as RGB; a 13000x13000 PNG (160 KB on disk) would take ~2 GB
+MAX_PIXELS_ENV = "KERAS_TRANSFER_MAX_PIXELS"
+_DRAFT_FORMATS = ("JPEG", "MPO")  # decoders that can scale by 1/2, 1/4, 1/8 while decoding
+# warnings.catch_warnings swaps process-wide state: decoding threads take turns inside it.
+_WARNINGS_LOCK = threading.Lock()
+
+
+def max_pixels() -> int:
+    """The largest pixel count (width x height) decoded at full size: `MAX_PIXELS`, or the
+    environment variable ``KERAS_TRANSFER_MAX_PIXELS``.
+
+    Example:
+    >>> max_pixels() > 0
+    True
+    """
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return MAX_PIXELS
+    try:
+        cap = int(float(value))  # "1e8" is fine too
+    except ValueError:
+        cap = 0
+    if cap <= 0:
+        raise BadInputError(
+            f"{MAX_PIXELS_ENV}={value!r}: expected a positive number of pixels, e.g. 100000000."
+        )
+    return cap
+
+
+def too_large_message(pixels: int, cap: int, size: tuple[int, int] | None = None) -> str:
+    """The reason given for an image above the pixel cap: its size, the cap, how to raise it.
+
+    Example:
+    >>> too_large_message(169_000_000, 40_000_000, (13000, 13000))[:44]
+    'image too large: 13000x13000 = 169.0 megapix'
+    """
+    shape = f"{size[0]}x{size[1]} = " if size else ""
+    head = f"image too large: {shape}{pixels / 1e6:.1f} megapixels, above"
+    pil_limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
+    pil_raise = f"PIL.Image.MAX_IMAGE_PIXELS = {pixels} (PIL's own limit, {pil_limit} pixels)"
+    if pil_limit and pil_limit < pixels <= cap:  # PIL refused it at open
+        return f"{head} PIL's decompression-bomb limit; downscale the file, or set {pil_raise}"
+    message = (
+        f"{head} the cap of {cap / 1e6:g} megapixels that bounds decoding memory; downscale the "
+        f"file, or raise the cap with the environment variable {MAX_PIXELS_ENV}={pixels}"
+    )
+    return message + (f" and set {pil_raise}" if pil_limit and pixels > pil_limit else "")
+
+
+@contextlib.contextmanager
+def _quiet_pil():
+    """PIL's warnings (decompression bomb, corrupt EXIF) off: our own checks report the cause."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _fit_pixel_cap(image: Image.Image, cap: int) -> None:
+    """Before decoding: a JPEG above ``cap`` decodes reduced (``draft``); others raise."""
+    width, height = image.size
+    if width * height <= cap:
+        return
+    if image.format in _DRAFT_FORMATS:
+        fits = [s for s in (2, 4, 8) if -(-width // s) * -(-height // s) <= cap]
+        if fits and min(width, height) >= fits[0]:
+            image.draft("RGB", (width // fits[0], height // fits[0]))  # decodes 1/scale²
+            if image.size[0] * image.size[1] <= cap:
+                return
+    raise BadInputError(too_large_message(width * height, cap, (width, height)))
+
+
+def _bomb_pixels(error: Exception) -> int | None:
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return int(found.group(1)) if found else None
 
 
 def check_resize_mode(resize_mode: str) -> None:
@@ -120,25 +208,65 @@ def load_image(
     problem = _file_problem(path)
     if problem:
         raise BadInputError(f"{path}: {problem}")
+    return _decode(path, path, image_size, resize_mode)
+
+
+def load_image_bytes(
+    data: bytes,
+    image_size: tuple[int, int] | None = None,
+    resize_mode: str = "stretch",
+    *,
+    name: str = "<bytes>",
+) -> np.ndarray:
+    """`load_image` for an encoded file already in memory; errors name it ``name``.
+
+    Example:
+    >>> buffer = io.BytesIO(); Image.new("RGB", (8, 6), (255, 0, 0)).save(buffer, "TIFF")
+    >>> load_image_bytes(buffer.getvalue(), (4, 4))[0, 0].tolist()
+    [255, 0, 0]
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BadInputError(f"{name}: expected encoded image bytes, got {type(data).__name__}.")
+    if not len(data):
+        raise BadInputError(f"{name}: empty file (0 bytes)")
+    return _decode(bytes(data), name, image_size, resize_mode)
+
+
+def _open(source: str | bytes) -> Image.Image:
+    with _quiet_pil():  # a lazy open: reads the header only
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def _decode(
+    source: str | bytes, name: str, image_size: tuple[int, int] | None, resize_mode: str
+) -> np.ndarray:
+    """The decoder behind `load_image` and `load_image_bytes`: every failure is a BadInputError."""
+    cap = max_pixels()
     try:
-        with Image.open(path) as image:
+        with _open(source) as image:
             image.verify()  # cheap structural check (PNG checksums, headers)
-        with Image.open(path) as image:
+        with _open(source) as image:
+            _fit_pixel_cap(image, cap)  # from the header, before any pixel is decoded
             image.load()  # the real decode: catches truncated and corrupt pixel data
             image = _upright(image)
             image = to_rgb(image)
             if image_size is not None:
                 image = resize_pil(image, tuple(image_size), resize_mode)
-            pixels = np.asarray(image, dtype=np.uint8)
+            return np.asarray(image, dtype=np.uint8)
+    except BadInputError as error:
+        raise BadInputError(f"{name}: {error}") from None
     except UnidentifiedImageError:
         raise BadInputError(
-            f"{path}: not an image PIL can read (unknown format or corrupt header)"
+            f"{name}: not an image PIL can read (unknown format or corrupt header)"
         ) from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as error:
+    except Image.DecompressionBombError as error:
+        pixels = _bomb_pixels(error)
+        reason = too_large_message(pixels, cap) if pixels else f"image too large ({error})"
+        raise BadInputError(f"{name}: {reason}") from None
+    except Exception as error:  # noqa: BLE001 - any failure of PIL on these bytes is a bad file
         raise BadInputError(
-            f"{path}: cannot decode image ({type(error).__name__}: {error})"
+            f"{name}: cannot decode image ({type(error).__name__}: {error})"
         ) from error
-    return pixels
 
 
 def _file_problem(path: str) -> str | None:
@@ -158,8 +286,7 @@ def _file_problem(path: str) -> str | None:
 def _upright(image: Image.Image) -> Image.Image:
     """Applies the EXIF orientation (phone photos); a broken EXIF block is ignored, not fatal."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_pil():
             return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - EXIF is optional metadata; the pixels are what matter
         return image

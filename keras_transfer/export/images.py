@@ -1,8 +1,11 @@
-"""Turning what users pass (file paths, arrays, tf.data, iterables) into batches of raw images.
+"""Turning what users pass (file paths, bytes, arrays, tf.data, iterables) into raw image batches.
 
-Every exported model takes float32 pixels in [0, 255] of shape ``(N, H, W, 3)``; these helpers
-decode files and resize with TensorFlow (bilinear, like the SavedModel's ``serve_bytes``
-signature), so every artifact sees the same pixels.
+Every exported model takes float32 pixels in [0, 255] of shape ``(N, H, W, 3)``. Files and
+encoded bytes are decoded by the training decoder (`keras_transfer.data.decode`: PIL, EXIF
+orientation applied, `to_rgb`, PIL bilinear resize), so `predict` sees exactly the pixels
+training saw for the same file, in every format training accepts. Arrays (already decoded) are
+resized as training resizes arrays: ``tf.image.resize`` bilinear with antialiasing, rounded to
+uint8 levels when they are uint8.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import numpy as np
 from keras_transfer.errors import BadInputError
 
 PathLike = str | os.PathLike
+_BYTES = (bytes, bytearray, memoryview)
 
 
-def decode_image_bytes(data: bytes, size: tuple[int, int], *, name: str = "<bytes>") -> np.ndarray:
-    """Decodes one JPEG/PNG/BMP/GIF, resized to ``size`` → float32 ``(H, W, 3)`` in [0, 255].
+def decode_image_bytes(
+    data: bytes, size: tuple[int, int], *, name: str = "<bytes>", resize_mode: str = "stretch"
+) -> np.ndarray:
+    """Decodes one encoded image (any format training reads), resized to ``size`` → float32
+    ``(H, W, 3)`` in [0, 255]; the same pixels as training's `load_image` on that file.
 
     Example:
     >>> import io, PIL.Image
@@ -27,62 +34,67 @@ def decode_image_bytes(data: bytes, size: tuple[int, int], *, name: str = "<byte
     >>> decode_image_bytes(buffer.getvalue(), (4, 4))[0, 0].tolist()
     [255.0, 0.0, 0.0]
     """
-    import tensorflow as tf
+    from keras_transfer.data.decode import load_image_bytes
 
-    try:
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, ValueError) as error:
-        raise BadInputError(f"{name}: not a decodable image (JPEG/PNG/BMP/GIF): {error}") from None
-    image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear")
-    return image.numpy()
+    return load_image_bytes(data, tuple(size), resize_mode, name=name).astype("float32")
 
 
-def read_image(path: PathLike, size: tuple[int, int]) -> np.ndarray:
-    """Reads and decodes an image file, resized to ``size`` (float32 ``(H, W, 3)``, [0, 255]).
+def read_image(
+    path: PathLike, size: tuple[int, int], *, resize_mode: str = "stretch"
+) -> np.ndarray:
+    """Reads and decodes an image file exactly as training does, resized to ``size`` (float32
+    ``(H, W, 3)``, [0, 255]).
 
     Example:
     >>> import tempfile, PIL.Image
-    >>> path = tempfile.mktemp(suffix=".png"); PIL.Image.new("RGB", (5, 5)).save(path)
+    >>> path = tempfile.mktemp(suffix=".tif"); PIL.Image.new("RGB", (5, 5)).save(path)
     >>> read_image(path, (3, 3)).shape
     (3, 3, 3)
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or error
-        raise BadInputError(f"{path}: cannot read image file ({reason}).") from None
-    return decode_image_bytes(data, size, name=str(path))
+    from keras_transfer.data.decode import load_image
+
+    return load_image(Path(path), tuple(size), resize_mode).astype("float32")
 
 
-def _resize_batch(images: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+def _resize_batch(
+    images: np.ndarray, size: tuple[int, int] | None, *, uint8_levels: bool = False
+) -> np.ndarray:
+    """Resizes like the training pipeline resizes arrays (bilinear, antialiased: close to PIL)."""
     if size is None or tuple(images.shape[1:3]) == tuple(size):
         return images
-    import tensorflow as tf
+    from keras_transfer.data.pipeline import resize_image
 
-    return tf.image.resize(images, size, method="bilinear").numpy()
+    resized = resize_image(images, size).numpy()
+    return np.clip(np.round(resized), 0, 255) if uint8_levels else resized
 
 
 def to_image_batch(
     images: Any, size: tuple[int, int] | None = None, *, what: str = "images"
 ) -> np.ndarray:
-    """Converts paths, one image, a batch or a list of images to float32 ``(N, H, W, 3)``.
+    """Converts paths, encoded bytes, one image, a batch or a list of images to float32
+    ``(N, H, W, 3)``.
 
-    Images whose size differs from ``size`` are resized (bilinear); file paths are decoded.
+    File paths and bytes are decoded as training decodes them (`read_image`); arrays whose size
+    differs from ``size`` are resized (bilinear, antialiased; uint8 arrays stay on uint8 levels).
 
     Example:
     >>> to_image_batch(np.zeros((2, 4, 4, 3), "uint8"), (2, 2)).shape
     (2, 2, 2, 3)
     """
-    if isinstance(images, (str, os.PathLike)):
+    if isinstance(images, (str, os.PathLike, *_BYTES)):
         images = [images]
     if isinstance(images, (list, tuple)):
         if not images:
             raise BadInputError(f"{what}: got an empty list.")
-        if all(isinstance(item, (str, os.PathLike)) for item in images):
+        if all(isinstance(item, (str, os.PathLike, *_BYTES)) for item in images):
             if size is None:
                 raise BadInputError(f"{what}: decoding files needs the model's input size.")
-            return np.stack([read_image(item, size) for item in images]).astype("float32")
+            decoded = [
+                decode_image_bytes(item, size, name=f"{what}[{i}] (bytes)")
+                if isinstance(item, _BYTES) else read_image(item, size)
+                for i, item in enumerate(images)
+            ]
+            return np.stack(decoded).astype("float32")
         if all(isinstance(item, np.ndarray) or hasattr(item, "numpy") for item in images):
             batch = [to_image_batch(np.asarray(item), size, what=what) for item in images]
             return np.concatenate(batch, axis=0)
@@ -93,7 +105,7 @@ def to_image_batch(
         raise BadInputError(
             f"{what}: expected RGB images of shape (H, W, 3) or (N, H, W, 3), got {array.shape}."
         )
-    return _resize_batch(array.astype("float32"), size)
+    return _resize_batch(array.astype("float32"), size, uint8_levels=array.dtype == np.uint8)
 
 
 def _split_element(element: Any) -> tuple[Any, Any]:
@@ -191,7 +203,7 @@ def collect_samples(
     count = 0
     for element in elements:
         x, y = _split_element(element)
-        if not isinstance(x, (str, os.PathLike)):
+        if not isinstance(x, (str, os.PathLike, *_BYTES)):
             x = np.asarray(x)
         x = to_image_batch(x, size, what=what)
         xs.append(x)
