@@ -10,11 +10,14 @@ Layout of an export folder (only the requested parts)::
     model.dynamic.tflite        TFLite int8 weights, float activations
     model.int8.tflite           TFLite full integer (int8/uint8 input+output with `int8_io`)
     labels.txt                  one label per line, in output order
-    metadata.json               input/normalization/labels/quantization/sizes/user metadata and
-                                the verification results
+    metadata.json               input/normalization/labels/quantization/sizes/user metadata,
+                                the verification results, and ``checksums``: the size and
+                                sha256 of every file above (checked before each load, see
+                                `keras_transfer.export.integrity`)
 
 The folder is built beside ``directory`` and renamed into place only once everything (including
-verification) succeeded, so a failure leaves no half-written export and the previous one intact.
+verification, and the caller's own files: ``extra_files``) succeeded, so a failure leaves no
+half-written export and the previous one intact.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
 from keras_transfer.errors import BadInputError
-from keras_transfer.export import describe, images, saved_model, tflite, verify
+from keras_transfer.export import describe, images, integrity, saved_model, tflite, verify
 from keras_transfer.export.interpreter import default_threads, interpreter_class
 from keras_transfer.export.progress import step
 from keras_transfer.weights.cache import atomic_directory
@@ -94,6 +97,7 @@ def export(
     threads: int | None = None,
     overwrite: bool = True,
     verbose: bool = True,
+    extra_files: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Exports ``model`` (raw images in, predictions out) to ``directory`` and verifies the files.
 
@@ -119,6 +123,11 @@ def export(
         threads: interpreter threads for verification (default: CPU count, at most 4).
         overwrite: replace an existing export (else `FileExistsError`).
         verbose: print one line per step.
+        extra_files: ``extra_files(folder, info)`` is called once the artifacts are written and
+            verified and ``metadata.json`` is written, with the temporary folder and what
+            `export` will return; the files it writes there (a report, plots) are renamed into
+            place in the same step as the model, and if it raises nothing is replaced. It must
+            not change the artifacts (their checksums are in ``metadata.json``).
 
     Returns:
         The content of ``metadata.json`` plus ``"directory"`` (the export folder's path).
@@ -128,10 +137,17 @@ def export(
     >>> inputs = keras.Input((8, 8, 3))
     >>> outputs = keras.layers.Dense(2, activation="softmax", name="predictions")(
     ...     keras.layers.GlobalAveragePooling2D()(inputs))
+    >>> def add_report(folder, info):  # written inside the same atomic step as the model
+    ...     _ = (folder / "report.json").write_text(json.dumps({"files": sorted(info["files"])}))
     >>> info = export(keras.Model(inputs, outputs), tempfile.mkdtemp() + "/exp",
-    ...               formats="tflite", labels=["a", "b"], num_verify=2, verbose=False)
+    ...               formats="tflite", labels=["a", "b"], num_verify=2, verbose=False,
+    ...               extra_files=add_report)
     >>> info["verification"]["tflite"]["model.tflite"]["top1_agreement"]
     1.0
+    >>> (Path(info["directory"]) / "report.json").read_text()
+    '{"files": ["labels.txt", "model.tflite"]}'
+    >>> sorted(info["checksums"]["model.tflite"])
+    ['sha256', 'size_bytes']
     """
     formats = _as_tuple(formats, "formats", FORMATS)
     quantization = _as_tuple(quantization, "quantization", tflite.QUANTIZATIONS)
@@ -207,11 +223,11 @@ def export(
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory} already exists (pass overwrite=True to replace it).")
     with atomic_directory(directory, overwrite=overwrite) as tmp:
-        _make_world_readable(tmp)
         files: dict[str, dict[str, Any]] = info["files"]
         if "keras" in formats:
             with step(f"writing {KERAS_FILE}", verbose=verbose):
                 write_keras(model, tmp / KERAS_FILE)
+                integrity.check_keras_archive(tmp / KERAS_FILE)
             files[KERAS_FILE] = {"format": "keras"}
         if "saved_model" in formats:
             with step(f"writing {SAVED_MODEL_DIR}/ (serve, serve_bytes)", verbose=verbose):
@@ -251,9 +267,13 @@ def export(
         info["verification"] = _verify(
             model, tmp, files, x_verify, y_verify, task, threads, data_source, verbose
         )
+        # Of the files as they will be renamed into place: every later load is checked on them.
+        info["checksums"] = integrity.checksums(tmp, files)
         with step(f"writing {METADATA_FILE}", verbose=verbose):
             text = json.dumps(info, indent=2, default=_json_default)
             (tmp / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
+        if extra_files is not None:
+            extra_files(tmp, {**info, "directory": str(directory)})
     if verbose:
         print(f"[export] wrote {directory}", flush=True)
     return {**info, "directory": str(directory)}
@@ -311,13 +331,6 @@ def _verify(
             parts.append(f"{entry['size_bytes'] / 1024:.0f} KiB")
             print(f"[export]   {name}: " + ", ".join(parts), flush=True)
     return result
-
-
-def _make_world_readable(folder: Path) -> None:
-    # mkdtemp creates 0700 folders; an export folder gets the usual permissions (umask applies).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
 
 
 def _versions() -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer.errors import BadInputError
+from keras_transfer.export.integrity import check_tflite_bytes, read_tflite
 
 
 def interpreter_class() -> tuple[type, str]:
@@ -69,6 +70,8 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 class TFLiteRunner:
     """Callable that runs a TFLite model on raw float32 images ``(N, H, W, 3)``.
 
+    The file is checked first (`keras_transfer.export.integrity.read_tflite`): a truncated or
+    modified one raises `BadInputError` naming it instead of crashing the interpreter.
     Integer inputs are quantized and integer outputs dequantized with the tensors' own
     scale/zero point, so results compare directly with the Keras model's. A batch-1 model is
     run image by image; ``latencies_ms`` holds the time of each ``invoke``.
@@ -82,13 +85,15 @@ class TFLiteRunner:
         interpreter_cls, self.backend = interpreter_class()
         self.threads = threads or default_threads()
         self.path = None if isinstance(model, (bytes, bytearray)) else Path(model)
-        kwargs: dict[str, Any] = {"num_threads": self.threads}
         if self.path is None:
-            kwargs["model_content"] = bytes(model)
+            content = bytes(model)
+            check_tflite_bytes(content)
         else:
-            if not self.path.is_file():
-                raise BadInputError(f"{self.path}: TFLite file not found.")
-            kwargs["model_path"] = str(self.path)
+            content = read_tflite(self.path)  # recorded size/sha256 and structure, checked
+        # From memory, not model_path: the interpreter then runs its flatbuffer verifier too,
+        # where a mapped truncated file can crash it. Kept: the interpreter reads these bytes.
+        self._content = content
+        kwargs: dict[str, Any] = {"num_threads": self.threads, "model_content": content}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -30,6 +30,7 @@ from keras_transfer.data.symmetry import (
 )
 from keras_transfer.errors import BadInputError
 from keras_transfer.export.images import to_image_batch
+from keras_transfer.export.integrity import check_artifact
 
 _FLOAT_CHOICES = ("model.keras", "saved_model", "model.tflite")
 METADATA_FILE = "metadata.json"
@@ -171,6 +172,8 @@ def _resolve(path: Path) -> Path:
 def _load_keras(path: Path) -> Artifact:
     import keras
 
+    # A truncated archive would otherwise fail as Keras's misleading "File not found".
+    check_artifact(path)
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - keras raises many kinds for a bad archive
@@ -187,6 +190,7 @@ def _load_keras(path: Path) -> Artifact:
 def _load_saved_model(path: Path) -> Artifact:
     import tensorflow as tf
 
+    check_artifact(path)
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as error:  # noqa: BLE001
@@ -221,6 +225,10 @@ def _load_tflite(path: Path, threads: int | None) -> Artifact:
 
 def load_artifact(path: str | os.PathLike, *, threads: int | None = None) -> Artifact:
     """Loads a ``.keras`` file, SavedModel folder, ``.tflite`` file or export folder.
+
+    The files are checked first (`keras_transfer.export.integrity.check_artifact`): against the
+    size and sha256 recorded in ``metadata.json`` beside them, and for their structure, so a
+    truncated or modified copy raises `BadInputError` naming the file.
 
     Example:
     >>> # model = load_artifact("exports/flowers")   # picks model.keras, else saved_model/, ...
