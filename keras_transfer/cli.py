@@ -23,7 +23,7 @@ def _load_config(path: str) -> dict:
         import yaml
 
         try:
-            settings = yaml.safe_load(text) or {}
+            settings = yaml.load(text, Loader=_yaml_loader()) or {}
         except yaml.YAMLError as error:  # a ValueError, so it is reported as one line
             raise ValueError(f"{path}: not valid YAML: {error}") from None
     else:
@@ -36,21 +36,42 @@ def _load_config(path: str) -> dict:
     return settings
 
 
-def _train(args: argparse.Namespace) -> int:
-    from keras_transfer.jobs import ImageJobConfig, run_image_classification
+def _yaml_loader():
+    """YAML's safe loader, reading ``1e-3`` as a number: YAML 1.1 wants ``1.0e-3`` and would
+    otherwise give the string '1e-3', which the settings checks then reject."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+    return Loader
+
+
+def _settings(cls: type, args: argparse.Namespace, defaults: dict | None = None) -> dict:
+    """A config class's settings: its defaults here, then the ``--config`` file, then the flags
+    given on the command line (flags default to SUPPRESS: absent unless given)."""
+    from keras_transfer.settings import coerce_settings, unknown_settings
 
     config_path = getattr(args, "config", None)
     settings = _load_config(config_path) if config_path else {}
-    fields = {f.name for f in dataclasses.fields(ImageJobConfig)}
-    unknown = sorted(set(settings) - fields)
+    unknown = unknown_settings(cls, list(settings), config_path)
     if unknown:
-        raise ValueError(f"{config_path}: unknown setting(s) {unknown}; known: {sorted(fields)}.")
-    for name in fields:  # flags given on the command line win over the config file
-        if name != "config" and hasattr(args, name):  # flags default to SUPPRESS: absent unless given
-            settings[name] = getattr(args, name)
-    if "quantization" in settings:
-        settings["quantization"] = tuple(settings["quantization"])
-    run_image_classification(ImageJobConfig(**settings))
+        raise ValueError(unknown)
+    settings = {**(defaults or {}), **settings}
+    settings.update({field.name: getattr(args, field.name) for field in dataclasses.fields(cls)
+                     if hasattr(args, field.name)})
+    return coerce_settings(cls, settings)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from keras_transfer.jobs import ImageJobConfig, run_image_classification
+
+    run_image_classification(ImageJobConfig(**_settings(ImageJobConfig, args)))  # checks first
     return 0
 
 
@@ -115,7 +136,9 @@ def _export(args: argparse.Namespace) -> int:
     import keras
 
     from keras_transfer.export import export
+    from keras_transfer.export.integrity import check_artifact
 
+    check_artifact(args.model)  # a clear error naming a truncated or altered file
     model = keras.models.load_model(args.model, safe_mode=True)
     labels = Path(args.labels).read_text().split("\n") if args.labels else None
     labels = [line for line in labels if line.strip()] if labels else None
@@ -126,31 +149,17 @@ def _export(args: argparse.Namespace) -> int:
 def _lr_find(args: argparse.Namespace) -> int:
     from keras_transfer.lr_find_job import LRFindConfig, run_lr_find
 
-    config_path = getattr(args, "config", None)
-    settings = _load_config(config_path) if config_path else {}
-    fields = {f.name for f in dataclasses.fields(LRFindConfig)}
-    unknown = sorted(set(settings) - fields)
-    if unknown:
-        raise ValueError(f"{config_path}: unknown setting(s) {unknown}; known: {sorted(fields)}.")
-    settings.update({name: getattr(args, name) for name in fields if hasattr(args, name)})
-    run_lr_find(LRFindConfig(**settings))
+    run_lr_find(LRFindConfig(**_settings(LRFindConfig, args)))  # checks first
     return 0
 
 
-def _image_config(args: argparse.Namespace, settings: dict, **defaults):
-    """An `ImageJobConfig` from a settings file, then flags given on the command line."""
+def _image_config(args: argparse.Namespace, settings: dict | None = None, **defaults):
+    """A checked `ImageJobConfig` from a settings file, then flags given on the command line."""
     from keras_transfer.jobs import ImageJobConfig
 
-    fields = {f.name for f in dataclasses.fields(ImageJobConfig)}
-    unknown = sorted(set(settings) - fields)
-    if unknown:
-        raise ValueError(f"{args.config}: unknown setting(s) {unknown}; known: {sorted(fields)}.")
-    settings = {**defaults, **settings}
-    settings.update({name: getattr(args, name) for name in fields if hasattr(args, name)})
-    for name in ("quantization", "hidden_units"):
-        if name in settings:
-            settings[name] = tuple(settings[name])
-    return ImageJobConfig(**settings)
+    config = ImageJobConfig(**_settings(ImageJobConfig, args, defaults))
+    config.validate()  # before any data is read
+    return config
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -158,6 +167,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from keras_transfer.data.symmetry import group_views
     from keras_transfer.evaluate import evaluate, primary_metric
+    from keras_transfer.export.integrity import check_artifact
     from keras_transfer.export.predict import resolve_tta
     from keras_transfer.jobs import load_image_data
 
@@ -174,9 +184,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     config_path = getattr(args, "config", None) or (
         str(path / "config.json") if path.is_dir() and (path / "config.json").is_file() else None)
     args.config = config_path
+    check_artifact(model_file)  # a clear error naming a truncated or altered file
     model = keras.models.load_model(model_file, safe_mode=True)
-    settings = _load_config(config_path) if config_path else {}
-    config = _image_config(args, settings, image_size=int(model.input_shape[1]), augment=False)
+    config = _image_config(args, image_size=int(model.input_shape[1]), augment=False)
     data = load_image_data(config)
     # A TTA report goes beside the single-view one rather than over it.
     suffix = "_tta" if views > 1 else ""
@@ -210,7 +220,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     config_path = getattr(args, "config", None)
     args.config = config_path
-    base = _image_config(args, _load_config(config_path) if config_path else {})
+    base = _image_config(args)
     space = {}
     if getattr(args, "space", None):
         space = _load_config(args.space)

@@ -8,6 +8,7 @@ SavedModel, ``.tflite`` files, ``labels.txt``, ``report.json`` and PNG plots.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -19,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_transfer.data.symmetry import RandomSymmetry, parse_symmetries
+from keras_transfer.runs import RunState, output_lock, run_dir_for
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
@@ -109,29 +111,58 @@ class ImageJobConfig:
             unfreeze_blocks=pick(self.unfreeze_blocks, base.unfreeze_blocks))
 
     def validate(self) -> None:
-        """Checks the recipe's settings before any data is read (a clear error naming each).
+        """Checks every setting before any data is read: types from the field hints, ranges and
+        choices from `setting_rules`; one `BadInputError` names each bad setting.
 
         Example:
-        >>> ImageJobConfig(augment="sideways").validate()
+        >>> ImageJobConfig(head_epochs=-3, learning_rate=-1.0).validate()
         Traceback (most recent call last):
         ...
-        keras_transfer.errors.BadInputError: unknown symmetry 'sideways': expected a preset (none, hflip, vflip, flip, flips, rot90, dihedral) or generators among hflip, vflip, rot90.
+        keras_transfer.errors.BadInputError: 2 invalid settings: head_epochs=-3: expected an integer >= 0 or None; learning_rate=-1.0: expected a number > 0.
         """
-        from keras_transfer.errors import BadInputError
+        from keras_transfer import settings
 
-        self.resolved_schedule()
-        if isinstance(self.augment, str) and self.augment != "auto":
-            parse_symmetries(self.augment)
-        if self.imbalance not in IMBALANCE_CHOICES:
-            raise BadInputError(f"imbalance={self.imbalance!r}: expected one of "
-                                f"{', '.join(IMBALANCE_CHOICES)}.")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise BadInputError(f"time_budget={self.time_budget!r}: expected a positive "
-                                "number of minutes.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise BadInputError(f"label_smoothing={self.label_smoothing!r}: expected [0, 1).")
-        if self.weight_decay < 0:
-            raise BadInputError(f"weight_decay={self.weight_decay!r}: expected >= 0.")
+        settings.check_settings(self, self.setting_rules(), [settings.FITS_BACKBONE])
+
+    @staticmethod
+    def setting_rules() -> dict:
+        """What each setting accepts beyond its type hint (`keras_transfer.settings.Rule`).
+
+        Example:
+        >>> ImageJobConfig.setting_rules()["imbalance"].choices
+        ('auto', 'none', 'class_weight', 'focal')
+        """
+        from keras_transfer.distribute.strategies import LR_RULES, STRATEGIES
+        from keras_transfer.export.tflite import QUANTIZATIONS
+        from keras_transfer.settings import FRACTION, SEED, Rule, backbone_problem, \
+            symmetries_problem
+
+        return {
+            "backbone": Rule(check=backbone_problem),
+            "image_size": Rule(min=1),  # and the backbone's smallest input (FITS_BACKBONE)
+            "batch_size": Rule(min=1),
+            "schedule": Rule(choices=tuple(SCHEDULES)),
+            "time_budget": Rule(above=0),
+            "head_epochs": Rule(min=0),
+            "epochs": Rule(min=0),
+            "unfreeze_blocks": Rule(min=0),
+            "learning_rate": Rule(above=0),
+            "fine_tune_learning_rate": Rule(above=0),
+            "weight_decay": Rule(min=0),
+            "label_smoothing": FRACTION,
+            "validation_split": FRACTION,  # of what the test split leaves: no limit on the sum
+            "test_split": FRACTION,
+            "augment": Rule(check=symmetries_problem),
+            "augment_strength": Rule(min=0),
+            "imbalance": Rule(choices=IMBALANCE_CHOICES),
+            "hidden_units": Rule(min=1),
+            "dropout": FRACTION,
+            "quantization": Rule(choices=QUANTIZATIONS, nonempty=True),
+            "seed": SEED,
+            "max_train_examples": Rule(min=1),
+            "strategy": Rule(choices=STRATEGIES),
+            "scale_learning_rate": Rule(choices=LR_RULES),
+        }
 
     def stages(self) -> tuple[int | None, int | None, int | None]:
         schedule = self.resolved_schedule()
@@ -244,12 +275,24 @@ def run_image_classification(config: ImageJobConfig | None = None, **overrides: 
     schedule = config.resolved_schedule()
     strategy = distribute.resolve_strategy(config.strategy)  # first: multi-worker needs startup
     batch_size = distribute.global_batch_size(config.batch_size, strategy)
-    run_dir = Path("runs") / config.resolved_output_dir().name
+    chief = distribute.is_chief(strategy)
+    lock = output_lock(config.resolved_output_dir()) if chief else contextlib.nullcontext()
+    with lock:  # a second process on the same output is refused, with the PID of this one
+        return _run(config, schedule, strategy, batch_size, chief)
+
+
+def _run(config: ImageJobConfig, schedule: Schedule, strategy, batch_size: int,
+         chief: bool) -> dict:
+    from keras_transfer import distribute
+
+    run_dir = run_dir_for(config.resolved_output_dir())
     output_dir = distribute.worker_dir(config.resolved_output_dir(), strategy)  # temp unless chief
+    print(f"      run folder (TensorBoard logs, resumable backup): {run_dir}", flush=True)
+    run_state = RunState.open(run_dir, dataclasses.asdict(config), read_only=not chief)
     keras.utils.set_random_seed(config.seed)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    job = _Job(config, schedule, strategy, batch_size, run_dir, timings, started)
+    job = _Job(config, schedule, strategy, batch_size, run_dir, timings, started, run_state)
 
     print(f"[1/5] Loading {config.dataset} …", flush=True)
     data, model, size_record = job.load_and_build()
@@ -269,40 +312,49 @@ def run_image_classification(config: ImageJobConfig | None = None, **overrides: 
 
     print(f"[5/5] Exporting to {output_dir} …", flush=True)
     t = time.perf_counter()
-    exported = _export(model, output_dir, data, test, config, report, symmetries)
-    timings["export_s"] = time.perf_counter() - t
-    timings["total_s"] = time.perf_counter() - started
+    written: dict = {}
 
-    full_report = {
-        "task": "image_classification",
-        "dataset": config.dataset,
-        "backbone": config.backbone,
-        "class_names": data.class_names,
-        "data": {"sizes": data.sizes, "skipped": len(data.report.skipped),
-                 "image_size": list(data.image_size)},
-        "test": report,  # keras_transfer.evaluate.REPORT_SCHEMA, as `keras-transfer evaluate`
-        "test_tta": tta_report,
-        "validation": validation_report,
-        "test_frozen_features": frozen_report,
-        "decisions": decisions,
-        "history": history.as_dict(),
-        "timings": {k: round(v, 2) for k, v in timings.items()},
-        "settings": {**dataclasses.asdict(config), "schedule_resolved":
-                     dataclasses.asdict(schedule)},
-        "distribute": {"strategy": type(strategy).__name__,
-                       "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size},
-        "machine": _machine(),
-        "export": {"files": sorted(exported.get("files", {})),
-                   "verification": exported.get("verification", {})},
-    }
-    _write_outputs(output_dir, evaluation, full_report, _repeatable_config(config, decisions),
-                   history)
+    def write_outputs(folder: Path, exported: dict) -> None:
+        # Inside the export's atomic step: the model, report, config and plots replace the
+        # previous output together, or (killed, failed) not at all.
+        timings["export_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - started
+        written["report"] = {
+            "task": "image_classification",
+            "dataset": config.dataset,
+            "backbone": config.backbone,
+            "class_names": data.class_names,
+            "data": {"sizes": data.sizes, "skipped": len(data.report.skipped),
+                     "image_size": list(data.image_size)},
+            "test": report,  # keras_transfer.evaluate.REPORT_SCHEMA, as `keras-transfer evaluate`
+            "test_tta": tta_report,
+            "validation": validation_report,
+            "test_frozen_features": frozen_report,
+            "decisions": decisions,
+            "history": history.as_dict(),
+            "timings": {k: round(v, 2) for k, v in timings.items()},
+            "settings": {**dataclasses.asdict(config), "schedule_resolved":
+                         dataclasses.asdict(schedule)},
+            "distribute": {"strategy": type(strategy).__name__,
+                           "replicas": strategy.num_replicas_in_sync,
+                           "global_batch_size": batch_size},
+            "machine": _machine(),
+            "export": {"files": sorted(exported.get("files", {})),
+                       "verification": exported.get("verification", {})},
+        }
+        _write_outputs(folder, evaluation, written["report"],
+                       _repeatable_config(config, decisions), history)
+
+    _export(model, output_dir, data, test, config, report, symmetries, write_outputs)
+    full_report = written["report"]
     print(f"Done in {timings['total_s'] / 60:.1f} min. Test accuracy {report['accuracy']:.2%}"
           + (f" ({tta_report['accuracy']:.2%} with {tta_report['tta']['views']}-view TTA)"
              if tta_report else "")
           + f". Artifacts: {', '.join(sorted(p.name for p in output_dir.iterdir()))}",
           flush=True)
     distribute.release_worker_dir(output_dir)  # a non-chief's copy of the outputs
+    if chief:
+        run_state.finish()  # complete: a rerun trains afresh
     return full_report
 
 
@@ -324,6 +376,7 @@ class _Job:
     run_dir: Path
     timings: dict
     started: float
+    run_state: RunState
 
     def budget_left(self) -> float | None:
         if self.schedule.budget_minutes is None:
@@ -370,11 +423,20 @@ class _Job:
         return data, model, record
 
     def _choose_image_size(self, model, data, side: int) -> tuple[int, dict]:
+        if self.config.image_size:
+            return side, {"size": side, "reason": "image_size was given"}
+        recorded = self.run_state.recall("image_size")
+        if recorded:  # the backup being resumed was trained at this size
+            return int(recorded["size"]), {**recorded, "reason": recorded["reason"] +
+                                           " (recorded by the interrupted run)"}
+        size, record = self._plan_image_size(model, data, side)
+        self.run_state.remember("image_size", record)
+        return size, record
+
+    def _plan_image_size(self, model, data, side: int) -> tuple[int, dict]:
         from keras_transfer.backbones import blocks_of
         from keras_transfer.recipes.budget import measure_forward_rate, plan_fine_tuning
 
-        if self.config.image_size:
-            return side, {"size": side, "reason": "image_size was given"}
         budget = self.budget_left()
         native = native_image_size(self.config)
         if budget is None or self.schedule.recipe != "auto" or not native or native <= side:
@@ -482,7 +544,7 @@ def _print_scores(label: str, report: dict) -> None:
 
 
 def _export(model, output_dir: Path, data, test, config: ImageJobConfig, report: dict,
-            symmetries) -> dict:
+            symmetries, extra_files) -> dict:
     from keras_transfer.export import export
 
     return export(
@@ -491,6 +553,7 @@ def _export(model, output_dir: Path, data, test, config: ImageJobConfig, report:
         representative_data=data.train if "int8" in config.quantization else None,
         metadata={"backbone": config.backbone, "dataset": config.dataset,
                   "test_accuracy": report["accuracy"], "symmetries": list(symmetries)},
+        extra_files=extra_files,
     )
 
 
@@ -519,7 +582,7 @@ def _write_outputs(output_dir: Path, evaluation, report: dict, config: dict, his
 
     write_json = lambda name, obj: atomic_write_bytes(  # noqa: E731
         output_dir / name, json.dumps(obj, indent=2, default=str).encode())
-    # After the export, which replaces the folder: confusion matrix, reliability, wrong examples.
+    # Into the export's temporary folder: confusion matrix, reliability, wrong examples.
     evaluation.write(output_dir)
     write_json("report.json", report)
     write_json("config.json", config)

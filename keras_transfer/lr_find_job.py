@@ -54,17 +54,43 @@ class LRFindConfig:
         return Path("runs") / "lr_find" / f"{name}_{self.backbone.replace('/', '_')}"
 
     def check(self) -> None:
-        """Raises `ValueError` naming the setting that is out of range (before any work starts)."""
-        if not 0 < self.min_lr < self.max_lr:
-            raise ValueError(f"min_lr={self.min_lr!r}, max_lr={self.max_lr!r}: expected "
-                             "0 < min_lr < max_lr.")
-        if self.steps < 2:
-            raise ValueError(f"steps={self.steps!r}: expected at least 2.")
-        if self.unfreeze_blocks < 0:
-            raise ValueError(f"unfreeze_blocks={self.unfreeze_blocks!r}: expected 0 or more.")
-        if self.batch_size < 1 or self.image_size < 1:
-            raise ValueError(f"batch_size={self.batch_size!r}, image_size={self.image_size!r}: "
-                             "expected positive integers.")
+        """Raises one `BadInputError` (a `ValueError`) naming every bad setting, before any work
+        starts: types from the field hints, ranges and choices from `setting_rules`.
+
+        Example:
+        >>> LRFindConfig(min_lr=1.0, max_lr=0.1).check()
+        Traceback (most recent call last):
+        ...
+        keras_transfer.errors.BadInputError: min_lr=1.0, max_lr=0.1: expected 0 < min_lr < max_lr.
+        """
+        from keras_transfer import settings
+
+        below = settings.Together(("min_lr", "max_lr"), lambda low, high: None if low < high
+                                  else "expected 0 < min_lr < max_lr")
+        settings.check_settings(self, self.setting_rules(), [below, settings.FITS_BACKBONE])
+
+    @staticmethod
+    def setting_rules() -> dict:
+        """What each setting accepts beyond its type hint (`keras_transfer.settings.Rule`).
+
+        Example:
+        >>> LRFindConfig.setting_rules()["steps"].min
+        2
+        """
+        from keras_transfer.settings import FRACTION, SEED, Rule, backbone_problem
+
+        return {
+            "backbone": Rule(check=backbone_problem),
+            "image_size": Rule(min=1),  # and the backbone's smallest input (FITS_BACKBONE)
+            "batch_size": Rule(min=1),
+            "unfreeze_blocks": Rule(min=0),
+            "min_lr": Rule(above=0),
+            "max_lr": Rule(above=0),
+            "steps": Rule(min=2),  # a slope needs two losses
+            "validation_split": FRACTION,
+            "seed": SEED,
+            "max_train_examples": Rule(min=1),
+        }
 
 
 class _Ticking:

@@ -69,12 +69,28 @@ def get_spec(name: str) -> BackboneSpec:
         return hub.generic_hub_spec(name[len(hub.HUB_PREFIX) :])
     if Path(os.path.expanduser(name)).is_dir():
         return hub.generic_hub_spec(os.path.expanduser(name))
-    close = [n for n in _REGISTRY if n.split("_")[0] == name.split("_")[0]][:8]
-    raise UnknownBackboneError(
-        f"Unknown backbone {name!r}. Registered: {', '.join(close or list(_REGISTRY)[:12])}"
-        f"{' …' if not close else ''}. For a keras-hub preset use 'hub:<preset_name>' or a local "
-        "preset directory; list_backbones() lists every registered name."
-    )
+    raise UnknownBackboneError(unknown_backbone_message(name))
+
+
+def unknown_backbone_message(name: str) -> str:
+    """The error for a name that is not registered: the nearest registered names first (the
+    same name but for case, ``-``, ``_`` or spaces, else close spellings), never a silent guess.
+
+    Example:
+    >>> unknown_backbone_message("MobileNetV2")  # doctest: +ELLIPSIS
+    "Unknown backbone 'MobileNetV2'; did you mean 'mobilenet_v2'? For a keras-hub preset ..."
+    """
+    from keras_transfer.settings import close_names
+
+    near = close_names(name, list(_REGISTRY))
+    if near:
+        known = f"; did you mean {' or '.join(repr(n) for n in near)}?"
+    else:
+        family = [n for n in _REGISTRY if n.split("_")[0] == name.split("_")[0]][:8]
+        known = (f". Registered: {', '.join(family or list(_REGISTRY)[:12])}"
+                 f"{' …' if not family else ''}.")
+    return (f"Unknown backbone {name!r}{known} For a keras-hub preset use 'hub:<preset_name>' "
+            "or a local preset directory; list_backbones() lists every registered name.")
 
 
 def _input_shape(spec: BackboneSpec, input_shape) -> tuple[int, int, int]:

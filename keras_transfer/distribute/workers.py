@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from keras_transfer.distribute.strategies import _is_multi_worker, _worker_count
+from keras_transfer.recipes.backup import AtomicBackupAndRestore
 
 _TEMP_DIRS: set[str] = set()
 
@@ -148,13 +149,13 @@ class RemoveWorkerDir(keras.callbacks.Callback):
         release_worker_dir(self.path)
 
 
-class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` for multi-worker training.
+class WorkerBackupAndRestore(AtomicBackupAndRestore):
+    """`AtomicBackupAndRestore` for multi-worker training.
 
     Keras 3's callback lets every worker write (and at the end delete) the same files. Here every
     worker restores from the chief's `backup_dir` (which must be on storage all workers see:
-    GCS, NFS…), only the chief writes and deletes it, and the others write a throw-away copy.
-    With a single worker it is exactly Keras' callback.
+    GCS, NFS…), only the chief writes, clears and deletes it, and the others write a throw-away
+    copy. With a single worker it is exactly `AtomicBackupAndRestore`.
 
     Example:
     >>> import tempfile
@@ -170,23 +171,18 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.writes_shared_backup = Path(own) == Path(backup_dir)
         self._own_dir = str(own)
 
-    def _use(self, directory: str) -> None:
-        # The paths Keras 3's BackupAndRestore.__init__ derives from backup_dir (same names).
-        self.backup_dir = directory
-        self._weights_path = os.path.join(directory, "latest.weights.h5")
-        self._training_metadata_path = os.path.join(directory, "training_metadata.json")
-        self._prev_weights_path = f"{self._weights_path}.bkp"
-        self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
-
     def _save_model(self):
         if self.writes_shared_backup:
             return super()._save_model()
-        shared = self.backup_dir
-        self._use(self._own_dir)
+        shared, self.backup_dir = self.backup_dir, self._own_dir
         try:
             super()._save_model()
         finally:
-            self._use(shared)
+            self.backup_dir = shared
+
+    def _start_clean(self, reason: str) -> None:
+        if self.writes_shared_backup:  # the chief's backup is the chief's to clear
+            super()._start_clean(reason)
 
     def on_train_end(self, logs=None):
         if self.writes_shared_backup:

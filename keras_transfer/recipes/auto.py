@@ -18,6 +18,7 @@ job's settings can repeat.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,6 +41,8 @@ PROBE_EXAMPLES = 1000
 # generic early features move little and the task-specific top moves most.
 FINE_TUNE_PEAK = 5e-4
 BLOCK_DECAY = 0.6
+# In the run folder: the choices a resumed run must repeat to restore its backup.
+PLAN_FILE = "auto_plan.json"
 
 
 @dataclasses.dataclass
@@ -150,15 +153,21 @@ def auto_fine_tune(
         f"feature pass; imbalance → {head.reason}")
     if after_head is not None:
         after_head(model)
-    symmetries, augment_record = decide_symmetries(
-        augment, declared=getattr(data, "symmetries", None), model=model,
-        validation=data.validation)
+    recorded = _recorded_plan(run_dir)
+    if recorded is not None:  # resuming: the interrupted run's choices, not new measurements
+        symmetries, augment_record, plan = recorded
+        say("      resuming: the interrupted run's augmentation and plan are reused")
+    else:
+        symmetries, augment_record = decide_symmetries(
+            augment, declared=getattr(data, "symmetries", None), model=model,
+            validation=data.validation)
+        rate = _forward_rate(data, head.feature_seconds)
+        remaining = (float("inf") if time_budget is None else
+                     time_budget - (time.perf_counter() - started) - reserve)
+        plan = _plan(model, data, remaining, rate, unfreeze_blocks, epochs)
+        _record_plan(run_dir, symmetries, augment_record, plan)
     say(f"      augmentation: {_describe(symmetries)} ({augment_record['source']}: "
         f"{augment_record['reason']})")
-    rate = _forward_rate(data, head.feature_seconds)
-    remaining = (float("inf") if time_budget is None else
-                 time_budget - (time.perf_counter() - started) - reserve)
-    plan = _plan(model, data, remaining, rate, unfreeze_blocks, epochs)
     say(f"      plan: {plan.epochs} epochs, "
         f"{'all' if plan.unfreeze_blocks is None else plan.unfreeze_blocks} blocks unfrozen, "
         f"~{plan.seconds_per_epoch:.0f} s/epoch, {_budget_text(plan.budget_s)} ({plan.reason})")
@@ -225,6 +234,31 @@ def _describe(symmetries: Sequence[str]) -> str:
     if not symmetries:
         return "no flips or turns"
     return f"{', '.join(symmetries)} ({len(group_views(symmetries))} views)"
+
+
+def _recorded_plan(run_dir: str | Path | None):
+    """(symmetries, augment record, plan) of an interrupted run whose backup is resumable."""
+    from keras_transfer.recipes.backup import has_backup
+
+    if run_dir is None or not has_backup(Path(run_dir) / "backup"):
+        return None
+    try:
+        record = json.loads((Path(run_dir) / PLAN_FILE).read_text())
+        return (tuple(record["symmetries"]), record["augment"],
+                FineTunePlan(**record["plan"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no usable record: plan afresh (the backup then starts clean if it differs)
+
+
+def _record_plan(run_dir: str | Path | None, symmetries: Sequence[str], augment_record: dict,
+                 plan: FineTunePlan) -> None:
+    from keras_transfer.weights.cache import atomic_write_bytes
+
+    if run_dir is None:
+        return
+    record = {"symmetries": list(symmetries), "augment": augment_record,
+              "plan": dataclasses.asdict(plan)}
+    atomic_write_bytes(Path(run_dir) / PLAN_FILE, json.dumps(record, indent=2).encode())
 
 
 def _ceiling(planned_epochs: int) -> int:

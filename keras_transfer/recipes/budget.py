@@ -198,9 +198,12 @@ class TimeBudget(keras.callbacks.Callback):
         self._epoch_times: list[float] = []
         self._max_epochs = int(self.params.get("epochs") or MAX_EPOCHS)
         self.planned_epochs = self._max_epochs
+        self._first_epoch: int | None = None  # > 0 when fit resumes from a backup
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
+        if self._first_epoch is None:
+            self._first_epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
@@ -209,7 +212,9 @@ class TimeBudget(keras.callbacks.Callback):
         elif self._step == 1 + self.measure_steps and not self._epoch_times:
             step_s = (time.perf_counter() - self._after_first) / self.measure_steps
             self.record["measured_step_s"] = round(step_s, 4)
-            self._set_plan(self.steps_per_epoch * step_s, done=0)
+            # Mid-epoch: the epoch under way is counted as planned.
+            first = self._first_epoch or 0
+            self._set_plan(self.steps_per_epoch * step_s, done=first, at_least=first + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         self._epoch_times.append(time.perf_counter() - self._epoch_start)
@@ -223,10 +228,10 @@ class TimeBudget(keras.callbacks.Callback):
         self.record.update(epochs_run=len(self._epoch_times), planned_epochs=self.planned_epochs,
                            spent_s=round(time.perf_counter() - self._start, 1))
 
-    def _set_plan(self, epoch_s: float, done: int) -> None:
+    def _set_plan(self, epoch_s: float, done: int, at_least: int = 0) -> None:
         remaining = self.budget_s - (time.perf_counter() - self._start)
         fit = done + int(max(remaining, 0.0) // max(epoch_s, 1e-9))
-        planned = min(self._max_epochs, max(self.min_epochs, done + (done == 0), fit))
+        planned = min(self._max_epochs, max(self.min_epochs, done, at_least, fit))
         if planned != self.planned_epochs and self.schedule is not None:
             self.schedule.set_total_steps(planned * self.steps_per_epoch)
         self.planned_epochs = planned

@@ -18,12 +18,15 @@ def default_callbacks(
     backup: bool = True,
     terminate_on_nan: bool = True,
     strategy=None,
+    settings: dict | None = None,
 ) -> list[keras.callbacks.Callback]:
     """TensorBoard logs, best-model checkpoint, early stopping, BackupAndRestore, TerminateOnNaN.
 
     Everything is written under `run_dir` (``tensorboard/``, ``best.keras``, ``backup/``);
-    with `run_dir=None` only the in-memory callbacks are returned. ``BackupAndRestore`` makes a
-    killed run resume from its last completed epoch when started again with the same `run_dir`.
+    with `run_dir=None` only the in-memory callbacks are returned. The backup
+    (`AtomicBackupAndRestore`) makes a killed run resume from its last completed epoch when
+    started again with the same `run_dir`, the same model and the same `settings` (what the
+    stage was run with); anything else starts the stage afresh, with a message.
 
     Under a multi-worker `strategy` only the chief writes under `run_dir`; the other workers
     write to temporary folders deleted when training ends, and every worker restores from the
@@ -46,7 +49,8 @@ def default_callbacks(
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(own_dir / "best.keras"), monitor=monitor, save_best_only=True))
         if backup:
-            callbacks.append(WorkerBackupAndRestore(run_dir / "backup", strategy))
+            callbacks.append(WorkerBackupAndRestore(run_dir / "backup", strategy,
+                                                    settings=settings))
         if own_dir != run_dir:
             callbacks.append(RemoveWorkerDir(own_dir))
     if early_stopping:

@@ -237,8 +237,12 @@ def fine_tune(
                                         budgeted=time_budget is not None)
             _recompile(net, schedule, discriminative, loss=loss, weight_decay=weight_decay)
             if callbacks is None:
-                callbacks = default_callbacks(run_dir, monitor="val_loss" if validation
-                                              is not None else "loss", strategy=strategy)
+                callbacks = default_callbacks(
+                    run_dir, monitor="val_loss" if validation is not None else "loss",
+                    strategy=strategy, settings={  # what a resumed stage must share
+                        "epochs": epochs, "unfreeze_blocks": unfreeze_blocks,
+                        "learning_rate": fine_tune_learning_rate,
+                        "discriminative": discriminative, "weight_decay": weight_decay})
             extra: list[keras.callbacks.Callback] = [EpochTimer()]
             budget = None
             if time_budget is not None:

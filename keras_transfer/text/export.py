@@ -232,6 +232,7 @@ class TextTFLiteRunner:
 
     def __init__(self, directory: str | os.PathLike, filename: str = "model.tflite",
                  threads: int | None = None):
+        from keras_transfer.export.integrity import read_tflite
         from keras_transfer.export.interpreter import default_threads, interpreter_class
 
         directory = Path(directory)
@@ -239,7 +240,8 @@ class TextTFLiteRunner:
         if not path.is_file():
             raise BadInputError(f"{path} does not exist.")
         self.preprocessor = load_preprocessor(directory / TOKENIZER_DIR)
-        interpreter = interpreter_class()[0](model_path=str(path),
+        # Checked in Python first: a truncated file would crash the interpreter, not raise.
+        interpreter = interpreter_class()[0](model_content=read_tflite(path),
                                              num_threads=threads or default_threads())
         self._runner = interpreter.get_signature_runner("serve_tokens")
         self.input_names = sorted(self._runner.get_input_details())
