@@ -197,6 +197,12 @@ def test_large_jpeg_decodes_reduced_not_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv(MAX_PIXELS_ENV, str(64 * 96))  # 1/16 of the pixels: a 1/4-scale decode
     reduced = load_image(path, SIZE).astype(np.float32)
     assert np.abs(reduced - full).mean() < 3
+    report = LoadReport("big")  # the loader says which files were decoded reduced
+    good, _ = decode_images([str(path)], report, image_size=SIZE)
+    assert good == [0] and not report.skipped
+    assert any("1 JPEG(s) above the 6,144-pixel cap decoded at reduced resolution" in note
+               and f"{path}: / 4" in note for note in report.notes), report.notes
+    assert "reduced resolution" in report.summary()
     monkeypatch.setenv(MAX_PIXELS_ENV, "100")  # even 1/8 is too large
     with pytest.raises(BadInputError, match="too large: 256x384"):
         load_image(path, SIZE)
@@ -253,3 +259,59 @@ def test_huge_pngs_are_skipped_before_decoding(tmp_path):
     # Fully decoded, the four would take ~2 GB each; skipped from the header, nothing grows.
     assert (kept, skipped) == ("0", "4") and int(grown_mb) < 200
     assert reason.startswith("image too large: 13000x13000 = 169.0 megapixels")
+
+
+def test_export_records_resize_mode_and_predict_and_serve_bytes_follow_it(tmp_path):
+    """A model trained on padded images: `predict` and ``serve_bytes`` pad too, never stretch."""
+    import keras
+
+    from keras_transfer.export import export, load_artifact, predict
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax",
+                                                   name="predictions")(flat))
+    folder = tmp_path / "padded"
+    info = export(model, folder, formats=("keras", "saved_model"), labels=["a", "b"],
+                  resize_mode="pad", verbose=False)
+    assert info["model"]["input"]["resize_mode"] == "pad"
+    photo = tmp_path / "wide.png"
+    upright_photo().save(photo)  # 64x96: padding and stretching differ a lot
+    padded, stretched = (load_image(photo, (32, 32), mode).astype(np.float32)[None]
+                         for mode in ("pad", "stretch"))
+    expected = keras.ops.convert_to_numpy(model(padded))[0]
+    assert np.abs(expected - keras.ops.convert_to_numpy(model(stretched))[0]).max() > 0.01
+
+    artifact = load_artifact(folder / "model.keras")
+    assert artifact.resize_mode == "pad"
+    scores = dict(predict(artifact, [photo], top_k=2)[0])
+    np.testing.assert_allclose([scores["a"], scores["b"]], expected, atol=1e-5)
+    served = tf.saved_model.load(str(folder / "saved_model")).signatures["serve_bytes"](
+        image_bytes=tf.constant([photo.read_bytes()]))["predictions"].numpy()[0]
+    np.testing.assert_allclose(served, expected, atol=2e-3)
+    with pytest.raises(BadInputError, match="resize_mode"):
+        export(model, tmp_path / "bad", formats=("keras",), resize_mode="squash", verbose=False)
+
+
+# Mean levels apart. PIL crops at fractional coordinates (``ImageOps.fit``), TF at whole pixels:
+# up to 1.7 levels on smooth images when the crop is then enlarged.
+TOLERANCE = {"pad": 1.0, "stretch": 1.0, "crop": 2.0}
+
+
+@pytest.mark.parametrize("mode", ["pad", "crop", "stretch"])
+def test_every_resize_mode_places_pixels_as_the_file_decoder_does(tmp_path, mode):
+    """Arrays (tf.data), files (PIL) and ``serve_bytes`` (TF graph): the same bars and crops."""
+    rng = np.random.default_rng(0)
+    for width, height in [(96, 64), (64, 96), (50, 50), (33, 97), (97, 33), (45, 31)]:
+        for size in [(32, 32), (24, 40), (40, 24)]:
+            coarse = rng.integers(30, 256, (6, 6, 3), dtype=np.uint8)  # smooth, never black
+            pixels = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC))
+            path = tmp_path / f"{width}x{height}.png"
+            Image.fromarray(pixels).save(path)
+            files = load_image(path, size, mode).astype(np.float32)
+            arrays = resize_uint8(pixels[None], size, mode)[0].astype(np.float32)
+            served = decode_and_resize(tf.constant([path.read_bytes()]), size, mode).numpy()[0]
+            for other in (arrays, served):
+                assert ((files == 0).all(-1) == (other == 0).all(-1)).all(), (width, height, size)
+                assert np.abs(files - other).mean() < TOLERANCE[mode], (width, height, size)

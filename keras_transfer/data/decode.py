@@ -105,17 +105,18 @@ def _quiet_pil():
         yield
 
 
-def _fit_pixel_cap(image: Image.Image, cap: int) -> None:
-    """Before decoding: a JPEG above ``cap`` decodes reduced (``draft``); others raise."""
+def _fit_pixel_cap(image: Image.Image, cap: int) -> int:
+    """Before decoding: a JPEG above ``cap`` decodes reduced (``draft``); others raise.
+    Returns the reduction: 1 (none), 2, 4 or 8 (each side divided by it)."""
     width, height = image.size
     if width * height <= cap:
-        return
+        return 1
     if image.format in _DRAFT_FORMATS:
         fits = [s for s in (2, 4, 8) if -(-width // s) * -(-height // s) <= cap]
         if fits and min(width, height) >= fits[0]:
             image.draft("RGB", (width // fits[0], height // fits[0]))  # decodes 1/scale²
             if image.size[0] * image.size[1] <= cap:
-                return
+                return fits[0]
     raise BadInputError(too_large_message(width * height, cap, (width, height)))
 
 
@@ -208,7 +209,7 @@ def load_image(
     problem = _file_problem(path)
     if problem:
         raise BadInputError(f"{path}: {problem}")
-    return _decode(path, path, image_size, resize_mode)
+    return _decode(path, path, image_size, resize_mode)[0]
 
 
 def load_image_bytes(
@@ -229,7 +230,7 @@ def load_image_bytes(
         raise BadInputError(f"{name}: expected encoded image bytes, got {type(data).__name__}.")
     if not len(data):
         raise BadInputError(f"{name}: empty file (0 bytes)")
-    return _decode(bytes(data), name, image_size, resize_mode)
+    return _decode(bytes(data), name, image_size, resize_mode)[0]
 
 
 def _open(source: str | bytes) -> Image.Image:
@@ -239,20 +240,21 @@ def _open(source: str | bytes) -> Image.Image:
 
 def _decode(
     source: str | bytes, name: str, image_size: tuple[int, int] | None, resize_mode: str
-) -> np.ndarray:
-    """The decoder behind `load_image` and `load_image_bytes`: every failure is a BadInputError."""
+) -> tuple[np.ndarray, int]:
+    """The decoder behind `load_image` and `load_image_bytes`: the pixels and the JPEG draft
+    reduction (1: none); every failure is a BadInputError."""
     cap = max_pixels()
     try:
         with _open(source) as image:
             image.verify()  # cheap structural check (PNG checksums, headers)
         with _open(source) as image:
-            _fit_pixel_cap(image, cap)  # from the header, before any pixel is decoded
+            reduction = _fit_pixel_cap(image, cap)  # from the header, before decoding
             image.load()  # the real decode: catches truncated and corrupt pixel data
             image = _upright(image)
             image = to_rgb(image)
             if image_size is not None:
                 image = resize_pil(image, tuple(image_size), resize_mode)
-            return np.asarray(image, dtype=np.uint8)
+            return np.asarray(image, dtype=np.uint8), reduction
     except BadInputError as error:
         raise BadInputError(f"{name}: {error}") from None
     except UnidentifiedImageError:
@@ -318,12 +320,18 @@ def decode_images(
     ([0], (1, 4, 4, 3), 'empty file (0 bytes)')
     """
     check_resize_mode(resize_mode)
+    reduced: list[tuple[str, int]] = []  # list.append is atomic: safe from the threads
 
     def attempt(path: str) -> np.ndarray | str:
         try:
-            pixels = load_image(path, image_size, resize_mode)
+            problem = _file_problem(path)
+            if problem:
+                raise BadInputError(f"{path}: {problem}")
+            pixels, reduction = _decode(path, path, image_size, resize_mode)
         except BadInputError as error:
             return str(error)[len(path) + 2 :]  # the reason without the "path: " prefix
+        if reduction > 1:
+            reduced.append((path, reduction))
         return pixels if keep_pixels else np.zeros(0, np.uint8)
 
     workers = workers or min(8, (os.cpu_count() or 1) + 2)  # PIL releases the GIL while decoding
@@ -338,6 +346,12 @@ def decode_images(
                 arrays.append(result)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+    if reduced:
+        path, reduction = min(reduced)
+        report.notes.append(
+            f"{len(reduced)} JPEG(s) above the {max_pixels():,}-pixel cap decoded at reduced "
+            f"resolution (JPEG draft, each side / 2-8; e.g. {path}: / {reduction}); raise the "
+            f"cap with {MAX_PIXELS_ENV} to decode them whole")
     if not keep_pixels:
         return good, None
     height, width = image_size

@@ -78,7 +78,7 @@ def resize_image(image: tf.Tensor, size: Sequence[int], resize_mode: str = "stre
     height, width = int(size[0]), int(size[1])
     image = tf.cast(image, tf.float32)
     if resize_mode == "pad":
-        return tf.image.resize_with_pad(image, height, width, antialias=True)
+        return _letterbox(image, height, width)
     if resize_mode == "crop":
         shape = tf.cast(tf.shape(image)[-3:-1], tf.float32)
         scale = tf.maximum(height / shape[0], width / shape[1])
@@ -88,6 +88,24 @@ def resize_image(image: tf.Tensor, size: Sequence[int], resize_mode: str = "stre
         offset = (tf.cast(shape, tf.int32) - crop) // 2
         image = tf.image.crop_to_bounding_box(image, offset[0], offset[1], crop[0], crop[1])
     return tf.image.resize(image, (height, width), antialias=True)
+
+
+def _letterbox(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Aspect-preserving resize into black bars, placed exactly as PIL's ``ImageOps.pad`` (the
+    file decoder) places them: the long side fills, the short side is ``round``ed, and the bars
+    are ``round(spare / 2)`` (half to even) — `tf.image.resize_with_pad` floors both."""
+    shape = tf.cast(tf.shape(image)[-3:-1], tf.float64)
+    source_ratio, target_ratio = shape[1] / shape[0], width / height
+    wider = source_ratio > target_ratio
+    full_height, full_width = tf.constant(height, tf.float64), tf.constant(width, tf.float64)
+    new_height = tf.where(wider, tf.round(shape[0] / shape[1] * width), full_height)
+    new_width = tf.where(wider | (source_ratio == target_ratio), full_width,
+                         tf.round(shape[1] / shape[0] * height))
+    resized = tf.image.resize(image, tf.cast(tf.stack([new_height, new_width]), tf.int32),
+                              antialias=True)
+    top = tf.cast(tf.round((height - new_height) / 2), tf.int32)
+    left = tf.cast(tf.round((width - new_width) / 2), tf.int32)
+    return tf.image.pad_to_bounding_box(resized, top, left, height, width)
 
 
 def resize_uint8(

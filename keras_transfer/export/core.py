@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
+from keras_transfer.data.decode import check_resize_mode
 from keras_transfer.errors import BadInputError
 from keras_transfer.export import describe, images, integrity, saved_model, tflite, verify
 from keras_transfer.export.interpreter import default_threads, interpreter_class
@@ -98,6 +99,7 @@ def export(
     overwrite: bool = True,
     verbose: bool = True,
     extra_files: Callable[[Path, dict[str, Any]], None] | None = None,
+    resize_mode: str = "stretch",
 ) -> dict[str, Any]:
     """Exports ``model`` (raw images in, predictions out) to ``directory`` and verifies the files.
 
@@ -128,6 +130,9 @@ def export(
             `export` will return; the files it writes there (a report, plots) are renamed into
             place in the same step as the model, and if it raises nothing is replaced. It must
             not change the artifacts (their checksums are in ``metadata.json``).
+        resize_mode: how the training images were brought to the input size ("stretch",
+            "pad", "crop"): recorded as ``input.resize_mode`` in ``metadata.json``; `predict`
+            and the ``serve_bytes`` signature resize images the same way.
 
     Returns:
         The content of ``metadata.json`` plus ``"directory"`` (the export folder's path).
@@ -161,7 +166,9 @@ def export(
         raise BadInputError("export: int8_io needs 'int8' in quantization.")
     if num_verify <= 0:
         raise BadInputError(f"export: num_verify must be positive, got {num_verify}.")
+    check_resize_mode(resize_mode)
     description = describe.describe_model(model)
+    description["input"]["resize_mode"] = resize_mode
     size = describe.image_size(model)
     task = description["output"]["task"]
     if labels is not None:
@@ -231,7 +238,8 @@ def export(
             files[KERAS_FILE] = {"format": "keras"}
         if "saved_model" in formats:
             with step(f"writing {SAVED_MODEL_DIR}/ (serve, serve_bytes)", verbose=verbose):
-                saved_model.write_saved_model(model, tmp / SAVED_MODEL_DIR, size)
+                saved_model.write_saved_model(model, tmp / SAVED_MODEL_DIR, size,
+                                              resize_mode=resize_mode)
             files[SAVED_MODEL_DIR] = {
                 "format": "saved_model",
                 "signatures": ["serve", "serve_bytes", "serving_default"],

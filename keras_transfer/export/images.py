@@ -57,25 +57,28 @@ def read_image(
 
 
 def _resize_batch(
-    images: np.ndarray, size: tuple[int, int] | None, *, uint8_levels: bool = False
+    images: np.ndarray, size: tuple[int, int] | None, *, uint8_levels: bool = False,
+    resize_mode: str = "stretch",
 ) -> np.ndarray:
     """Resizes like the training pipeline resizes arrays (bilinear, antialiased: close to PIL)."""
     if size is None or tuple(images.shape[1:3]) == tuple(size):
         return images
     from keras_transfer.data.pipeline import resize_image
 
-    resized = resize_image(images, size).numpy()
+    resized = resize_image(images, size, resize_mode).numpy()
     return np.clip(np.round(resized), 0, 255) if uint8_levels else resized
 
 
 def to_image_batch(
-    images: Any, size: tuple[int, int] | None = None, *, what: str = "images"
+    images: Any, size: tuple[int, int] | None = None, *, what: str = "images",
+    resize_mode: str = "stretch",
 ) -> np.ndarray:
     """Converts paths, encoded bytes, one image, a batch or a list of images to float32
     ``(N, H, W, 3)``.
 
     File paths and bytes are decoded as training decodes them (`read_image`); arrays whose size
     differs from ``size`` are resized (bilinear, antialiased; uint8 arrays stay on uint8 levels).
+    ``resize_mode``: "stretch", "pad" or "crop", as the training images were resized.
 
     Example:
     >>> to_image_batch(np.zeros((2, 4, 4, 3), "uint8"), (2, 2)).shape
@@ -90,13 +93,15 @@ def to_image_batch(
             if size is None:
                 raise BadInputError(f"{what}: decoding files needs the model's input size.")
             decoded = [
-                decode_image_bytes(item, size, name=f"{what}[{i}] (bytes)")
-                if isinstance(item, _BYTES) else read_image(item, size)
+                decode_image_bytes(item, size, name=f"{what}[{i}] (bytes)",
+                                   resize_mode=resize_mode)
+                if isinstance(item, _BYTES) else read_image(item, size, resize_mode=resize_mode)
                 for i, item in enumerate(images)
             ]
             return np.stack(decoded).astype("float32")
         if all(isinstance(item, np.ndarray) or hasattr(item, "numpy") for item in images):
-            batch = [to_image_batch(np.asarray(item), size, what=what) for item in images]
+            batch = [to_image_batch(np.asarray(item), size, what=what, resize_mode=resize_mode)
+                     for item in images]
             return np.concatenate(batch, axis=0)
     array = np.asarray(images)
     if array.ndim == 3:
@@ -105,7 +110,8 @@ def to_image_batch(
         raise BadInputError(
             f"{what}: expected RGB images of shape (H, W, 3) or (N, H, W, 3), got {array.shape}."
         )
-    return _resize_batch(array.astype("float32"), size, uint8_levels=array.dtype == np.uint8)
+    return _resize_batch(array.astype("float32"), size, uint8_levels=array.dtype == np.uint8,
+                         resize_mode=resize_mode)
 
 
 def _split_element(element: Any) -> tuple[Any, Any]:

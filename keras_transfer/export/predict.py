@@ -29,6 +29,7 @@ from keras_transfer.data.symmetry import (
     parse_symmetries,
 )
 from keras_transfer.errors import BadInputError
+from keras_transfer.data.decode import check_resize_mode
 from keras_transfer.export.images import to_image_batch
 from keras_transfer.export.integrity import check_artifact
 
@@ -51,6 +52,7 @@ class Artifact:
     image_size: tuple[int, int] | None
     run: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     labels: list[str] | None = None
+    resize_mode: str = "stretch"  # as the training images were resized (metadata.json)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.run(np.asarray(images, dtype="float32")), dtype="float32")
@@ -81,6 +83,28 @@ def _beside(path: Path, name: str) -> Path:
     if folder.name == "saved_model" and not (folder / name).is_file():
         return folder.parent / name
     return folder / name
+
+
+def recorded_resize_mode(artifact_path: str | os.PathLike) -> str:
+    """How the training images were resized to the input ("stretch", "pad", "crop"), as
+    ``metadata.json`` beside the artifact records it (``model.input.resize_mode``); "stretch"
+    when nothing is recorded (exports made before it was).
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "metadata.json").write_text('{"model": {"input": {"resize_mode": "pad"}}}')
+    >>> recorded_resize_mode(folder / "model.tflite"), recorded_resize_mode(tempfile.mkdtemp())
+    ('pad', 'stretch')
+    """
+    metadata = _beside(Path(artifact_path), METADATA_FILE)
+    if not metadata.is_file():
+        return "stretch"
+    model = _read_json(metadata).get("model")
+    section = model.get("input") if isinstance(model, dict) else None
+    mode = section.get("resize_mode", "stretch") if isinstance(section, dict) else "stretch"
+    check_resize_mode(mode)
+    return mode
 
 
 def _find_labels(path: Path) -> list[str] | None:
@@ -246,6 +270,7 @@ def load_artifact(path: str | os.PathLike, *, threads: int | None = None) -> Art
             f"{path}: unknown artifact type (expected .keras, .tflite or a SavedModel folder)."
         )
     artifact.labels = _find_labels(path)
+    artifact.resize_mode = recorded_resize_mode(path)
     return artifact
 
 
@@ -260,7 +285,8 @@ def predict(
     """Top-k ``(label, score)`` per image, from any artifact, on image files or raw arrays.
 
     ``images``: a path, a list of paths, an array ``(H, W, 3)`` / ``(N, H, W, 3)`` in [0, 255],
-    or a list of arrays. Files are decoded and everything is resized to the model's input size.
+    or a list of arrays. Files are decoded as training decodes them, and everything is resized
+    to the model's input size the way the export records (``resize_mode``: stretch, pad, crop).
 
     ``tta``: test-time augmentation. ``True`` uses the symmetries recorded with the export
     (`recorded_symmetries`); a preset (``"flips"``, ``"dihedral"``), ``"hflip,vflip"`` or a
@@ -284,7 +310,8 @@ def predict(
     if top_k <= 0:
         raise BadInputError(f"predict: top_k must be positive, got {top_k}.")
     symmetries = resolve_tta(tta, artifact.path)
-    batch = to_image_batch(images, artifact.image_size, what="predict images")
+    batch = to_image_batch(images, artifact.image_size, what="predict images",
+                           resize_mode=artifact.resize_mode)  # as training resized them
     check_square(symmetries, batch.shape[1:3])
     # The views are made from the decoded pixels, so every artifact kind gets the same TTA.
     scores = np.mean([artifact(apply_view(batch, view)) for view in group_views(symmetries)], axis=0)

@@ -26,11 +26,14 @@ import keras
 import tensorflow as tf
 
 from keras_transfer.data.exif import apply_orientation, exif_orientation
+from keras_transfer.data.pipeline import resize_image
 
 
-def decode_and_resize(image_bytes: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+def decode_and_resize(image_bytes: tf.Tensor, size: tuple[int, int],
+                      resize_mode: str = "stretch") -> tf.Tensor:
     """Decodes a batch of encoded images to float32 ``(N, H, W, 3)`` pixels in [0, 255] (TF graph):
-    upright by their EXIF orientation, resized (stretch, bilinear, antialiased) to ``size``.
+    upright by their EXIF orientation, resized (bilinear, antialiased) to ``size`` as training
+    resized them: ``resize_mode`` "stretch", "pad" or "crop" (`data.pipeline.resize_image`).
 
     Example:
     >>> png = tf.io.encode_png(tf.zeros((4, 4, 3), tf.uint8))
@@ -45,7 +48,7 @@ def decode_and_resize(image_bytes: tf.Tensor, size: tuple[int, int]) -> tf.Tenso
             lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
         )
         image = apply_orientation(image, exif_orientation(data))
-        resized = tf.image.resize(tf.cast(image, tf.float32), size, "bilinear", antialias=True)
+        resized = resize_image(image, size, resize_mode)
         return tf.clip_by_value(tf.round(resized), 0.0, 255.0)  # PIL's output is uint8
 
     return tf.map_fn(
@@ -61,6 +64,7 @@ def build_archive(
     *,
     batch_size: int | None = None,
     with_bytes: bool = True,
+    resize_mode: str = "stretch",
 ) -> keras.export.ExportArchive:
     """An `ExportArchive` tracking ``model`` with the ``serve`` (and ``serve_bytes``) endpoints.
 
@@ -75,7 +79,8 @@ def build_archive(
         return {"predictions": model(images, training=False)}
 
     def serve_bytes(image_bytes):
-        return {"predictions": model(decode_and_resize(image_bytes, size), training=False)}
+        return {"predictions": model(decode_and_resize(image_bytes, size, resize_mode),
+                                     training=False)}
 
     archive.add_endpoint(
         "serve",
@@ -100,6 +105,7 @@ def write_saved_model(
     *,
     batch_size: int | None = None,
     with_bytes: bool = True,
+    resize_mode: str = "stretch",
 ) -> None:
     """Writes ``model`` as a SavedModel with the ``serve`` / ``serve_bytes`` signatures.
 
@@ -108,6 +114,7 @@ def write_saved_model(
     >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten()])
     >>> write_saved_model(model, tempfile.mkdtemp() + "/sm", (4, 4))
     """
-    build_archive(model, size, batch_size=batch_size, with_bytes=with_bytes).write_out(
+    build_archive(model, size, batch_size=batch_size, with_bytes=with_bytes,
+                  resize_mode=resize_mode).write_out(
         str(directory), verbose=False
     )
