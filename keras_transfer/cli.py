@@ -153,12 +153,12 @@ def _lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_config(args: argparse.Namespace, settings: dict | None = None, **defaults):
+def _image_config(args: argparse.Namespace, *, fits_backbone: bool = True, **defaults):
     """A checked `ImageJobConfig` from a settings file, then flags given on the command line."""
     from keras_transfer.jobs import ImageJobConfig
 
     config = ImageJobConfig(**_settings(ImageJobConfig, args, defaults))
-    config.validate()  # before any data is read
+    config.validate(fits_backbone=fits_backbone)  # before any data is read
     return config
 
 
@@ -186,7 +186,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     args.config = config_path
     check_artifact(model_file)  # a clear error naming a truncated or altered file
     model = keras.models.load_model(model_file, safe_mode=True)
-    config = _image_config(args, image_size=int(model.input_shape[1]), augment=False)
+    config = _image_config(args, fits_backbone=False,  # the saved model's size is what it is
+                           image_size=int(model.input_shape[1]), augment=False)
     data = load_image_data(config)
     # A TTA report goes beside the single-view one rather than over it.
     suffix = "_tta" if views > 1 else ""

@@ -110,9 +110,11 @@ class ImageJobConfig:
             epochs=pick(self.epochs, base.epochs),
             unfreeze_blocks=pick(self.unfreeze_blocks, base.unfreeze_blocks))
 
-    def validate(self) -> None:
+    def validate(self, *, fits_backbone: bool = True) -> None:
         """Checks every setting before any data is read: types from the field hints, ranges and
         choices from `setting_rules`; one `BadInputError` names each bad setting.
+        `fits_backbone`: also that ``image_size`` is at least the backbone's smallest input
+        (off where a saved model is evaluated: its input size is what it is).
 
         Example:
         >>> ImageJobConfig(head_epochs=-3, learning_rate=-1.0).validate()
@@ -122,7 +124,8 @@ class ImageJobConfig:
         """
         from keras_transfer import settings
 
-        settings.check_settings(self, self.setting_rules(), [settings.FITS_BACKBONE])
+        together = [settings.FITS_BACKBONE] if fits_backbone else []
+        settings.check_settings(self, self.setting_rules(), together)
 
     @staticmethod
     def setting_rules() -> dict:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from keras_transfer.data import DatasetUnavailableError, from_tfds
+from keras_transfer.data import DatasetUnavailableError, from_tfds, tfds_source
 from keras_transfer.errors import BadInputError
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -73,6 +75,7 @@ def test_failed_download_names_offline_alternatives(monkeypatch, tmp_path):
     def no_network(self, *args, **kwargs):
         raise ConnectionError("Network is unreachable")
 
+    monkeypatch.setattr(tfds_source, "network_problem", lambda: None)  # the probe passes
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
     with pytest.raises(DatasetUnavailableError) as caught:
         from_tfds("mnist", data_dir=tmp_path, verbose=False)
@@ -86,3 +89,37 @@ def test_failed_download_names_offline_alternatives(monkeypatch, tmp_path):
 def test_unknown_name_is_a_bad_input(tmp_path):
     with pytest.raises(BadInputError, match="not a TFDS dataset name"):
         from_tfds("no_such_dataset_xyz", data_dir=tmp_path, verbose=False)
+
+
+def test_offline_download_fails_in_seconds_not_minutes(offline, monkeypatch):
+    """TFDS itself retries each file for ~205 s offline; the probe fails before any retry."""
+    for name in tfds_source.PROXY_ENVS + ("KERAS_TRANSFER_OFFLINE",):
+        monkeypatch.delenv(name, raising=False)
+    tried = []
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                        lambda self, *a, **k: tried.append(self))
+    started = time.perf_counter()
+    with pytest.raises(DatasetUnavailableError) as caught:
+        from_tfds("mnist", data_dir=offline / "tfds", verbose=False)
+    assert time.perf_counter() - started < 10
+    assert not tried  # no download attempted, so no retries
+    message = str(caught.value)
+    assert "'mnist'" in message and "no network" in message and "storage.googleapis.com" in message
+    assert "from_folder" in message and "tfds.folder_dataset.ImageFolder" in message
+
+
+def test_download_goes_ahead_when_the_host_answers_or_through_a_proxy(monkeypatch, tmp_path):
+    tried = []
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                        lambda self, *a, **k: tried.append(self.name))
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: bool(tried))
+    monkeypatch.setattr(tfds_source, "connect_problem", lambda host, timeout: None)
+    monkeypatch.delenv("KERAS_TRANSFER_OFFLINE", raising=False)
+    assert tfds_source._builder(tfds, "mnist", tmp_path, download=True).name == "mnist"
+    assert tried == ["mnist"]
+    # Behind a proxy only the proxy answers: the download is left to try.
+    monkeypatch.setattr(tfds_source, "connect_problem", lambda host, timeout: "unreachable")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert tfds_source.network_problem() is None
+    monkeypatch.setenv("KERAS_TRANSFER_OFFLINE", "1")
+    assert tfds_source.network_problem() == "KERAS_TRANSFER_OFFLINE=1"

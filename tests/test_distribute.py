@@ -235,7 +235,7 @@ def test_non_chief_writes_nothing_shared_and_restores_from_the_chief(tmp_path, m
         chief.fit(x, y, epochs=3, verbose=0, callbacks=[
             *default_callbacks(run_dir, monitor="loss", early_stopping=None), Stop()])
     shared = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
-    assert "backup/training_metadata.json" in shared
+    assert "backup/state.json" in shared
 
     # The same run as worker 1 of 2: it resumes from the chief's backup, writes elsewhere.
     monkeypatch.setattr(distribute.workers, "worker_info",
@@ -418,7 +418,7 @@ def test_multi_worker_fit_writes_from_the_chief_and_resumes_after_a_kill(tmp_pat
     results, run_dir, temp = tmp_path / "results", tmp_path / "run", tmp_path / "tmp"
     for folder in (results, temp):
         folder.mkdir()
-    metadata = run_dir / "backup" / "training_metadata.json"
+    metadata = run_dir / "backup" / "state.json"
 
     def backed_up_epoch() -> int | None:
         try:

@@ -116,7 +116,7 @@ def test_export_layout_and_metadata(exported):
     meta = json.loads((directory / "metadata.json").read_text())
     assert meta["model"]["input"] == {
         "shape": [SIZE, SIZE, 3], "dtype": "float32", "range": [0.0, 255.0],
-        "layout": "NHWC", "color": "RGB",
+        "layout": "NHWC", "color": "RGB", "resize_mode": "stretch",
     }
     assert meta["model"]["normalization"]["mode"] == "tf"
     assert meta["model"]["normalization"]["mean"] == [127.5] * 3

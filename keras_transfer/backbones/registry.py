@@ -40,6 +40,7 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
     >>> spec = dataclasses.replace(get_spec("vgg16"), name="my_vgg")
     >>> register_backbone(spec).name
     'my_vgg'
+    >>> del _REGISTRY["my_vgg"]  # leaves the registry as it was
     """
     _REGISTRY[spec.name] = spec
     return spec

@@ -19,6 +19,11 @@ from keras_transfer.data.labels import (
 from keras_transfer.data.pipeline import PipelineOptions
 from keras_transfer.data.records import read_rows
 from keras_transfer.data.report import LoadReport
+from keras_transfer.data.split_folders import (
+    find_split_folders,
+    scan_split_folders,
+    split_folder_note,
+)
 from keras_transfer.data.splits import DEFAULT_SEED, split_indices, stratum_keys
 from keras_transfer.errors import BadInputError
 
@@ -45,7 +50,17 @@ def from_folder(
     strict: bool = False,
     verbose: bool = True,
 ) -> ImageDataset:
-    """Images in ``directory/<class name>/...`` (one sub-folder per class, searched recursively).
+    """Images in ``directory/<class name>/...`` (one sub-folder per class, searched recursively),
+    or in split folders ``directory/<split>/<class name>/...``.
+
+    Split folders are sub-folders named ``train``, ``val``/``validation``/``valid``/``eval`` or
+    ``test`` (any case); the classes are the sub-folders inside them, which must be the same in
+    every split folder. The given splits are used as they are, never re-drawn: a missing
+    validation or test split is carved (stratified, seeded) out of ``train`` only, by
+    ``validation_split`` / ``test_split``, so the given validation and test images stay
+    untouched (with train and val only and ``test_split=0`` there is no test split). A
+    ``train`` folder is required, and split folders beside other folders raise `BadInputError`.
+    The load report says which split folders were found and how each split was made.
 
     Every file is decoded up front: bad files are skipped and listed in ``data.report`` (or,
     with ``strict=True``, the first one raises `BadInputError` naming it). Classes left with no
@@ -71,19 +86,39 @@ def from_folder(
         raise BadInputError(f"{root}: not a folder (expected one sub-folder per class).")
     options = PipelineOptions.from_arguments(locals())
     report = LoadReport(str(root), strict=strict)
-    paths, labels, class_names = scan_class_folders(root, class_names, extensions, report)
+    split_dirs = find_split_folders(root)
+    if not split_dirs:
+        paths, labels, class_names = scan_class_folders(root, class_names, extensions, report)
+        return assemble_image_files(
+            paths,
+            np.asarray(labels, np.int64),
+            class_names,
+            report,
+            options,
+            validation_split=validation_split,
+            test_split=test_split,
+            keep_in_memory=keep_in_memory,
+            drop_empty=True,
+            verbose=verbose,
+            class_folders={name: str(root / name) for name in class_names},
+        )
+    paths, labels, class_names, split_of = scan_split_folders(
+        root, split_dirs, class_names, extensions, report
+    )
     return assemble_image_files(
         paths,
         np.asarray(labels, np.int64),
         class_names,
         report,
         options,
-        validation_split=validation_split,
-        test_split=test_split,
+        validation_split=0.0 if "validation" in split_dirs else validation_split,
+        test_split=0.0 if "test" in split_dirs else test_split,
         keep_in_memory=keep_in_memory,
         drop_empty=True,
         verbose=verbose,
-        class_folders={name: str(root / name) for name in class_names},
+        class_folders={name: str(root / "*" / name) for name in class_names},
+        split_of=split_of,
+        split_dirs=split_dirs,
     )
 
 
@@ -250,11 +285,13 @@ def assemble_image_files(
     verbose: bool,
     class_folders: dict[str, str] | None = None,
     split_of: list[str] | None = None,
+    split_dirs: dict[str, Path] | None = None,
 ) -> ImageDataset:
     """Validates the files, drops classes left empty, then splits and batches.
 
     ``split_of`` names each path's given split ("train", "validation", "test"); the fractions
-    then only carve the splits that were not given out of "train".
+    then only carve the splits that were not given out of "train". ``split_dirs`` (the split
+    folders of `from_folder`) adds a report line on the split folders used.
     """
     if options.image_size is None:
         raise BadInputError("image files need image_size=(height, width) to be batched.")
@@ -282,6 +319,11 @@ def assemble_image_files(
     parts = None
     if split_of is not None:
         tags = np.asarray([split_of[i] for i in good])
+        if split_dirs:
+            counts = {name: int((tags == name).sum()) for name in split_dirs}
+            report.notes.insert(
+                0, split_folder_note(split_dirs, counts, validation_split, test_split)
+            )
         train = np.flatnonzero(tags == "train")
         carved = split_indices(
             stratum_keys(labels[train]),

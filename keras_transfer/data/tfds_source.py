@@ -28,8 +28,65 @@ SPLIT_FOLDER_NAMES = {
 }
 
 
+# TFDS downloads most datasets from Google Cloud Storage: reaching it is what "online" means.
+TFDS_HOST = ("storage.googleapis.com", 443)
+PROXY_ENVS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
 class DatasetUnavailableError(KerasTransferError, OSError):
     """A dataset could not be downloaded or prepared (usually: no network)."""
+
+
+def network_problem(host: tuple[str, int] = TFDS_HOST, timeout: float = 3.0) -> str | None:
+    """Why a download from ``host`` cannot work (`connect_problem`), or None when it can.
+
+    ``KERAS_TRANSFER_OFFLINE=1`` means offline without probing; a download through a proxy
+    (``HTTPS_PROXY`` and the like) is left to try (None), since only the proxy is reachable.
+    TFDS retries a failed download for about 3.5 minutes; this check fails in seconds instead.
+
+    Example:
+    >>> import os
+    >>> saved = os.environ.get("KERAS_TRANSFER_OFFLINE")
+    >>> os.environ["KERAS_TRANSFER_OFFLINE"] = "1"
+    >>> network_problem()
+    'KERAS_TRANSFER_OFFLINE=1'
+    >>> _ = os.environ.pop("KERAS_TRANSFER_OFFLINE") if saved is None else os.environ.update(
+    ...     KERAS_TRANSFER_OFFLINE=saved)
+    """
+    if os.environ.get("KERAS_TRANSFER_OFFLINE", "0") == "1":
+        return "KERAS_TRANSFER_OFFLINE=1"
+    if any(os.environ.get(name) for name in PROXY_ENVS):
+        return None
+    return connect_problem(host, timeout)
+
+
+def connect_problem(host: tuple[str, int], timeout: float = 3.0) -> str | None:
+    """Why no TCP connection to ``host`` opens within ``timeout`` seconds (name lookup
+    included), or None when one does.
+
+    Example:
+    >>> connect_problem(("127.0.0.1", 9), timeout=1.0)  # doctest: +ELLIPSIS
+    '127.0.0.1:9 cannot be reached (...Error: ...)'
+    """
+    import socket
+    import threading
+
+    found: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection(host, timeout=timeout):
+                found.append(None)
+        except OSError as error:  # DNS failure, refused, unreachable, timed out
+            found.append(f"{type(error).__name__}: {error}")
+
+    probe = threading.Thread(target=connect, daemon=True)  # a name lookup has no timeout
+    probe.start()
+    probe.join(timeout)
+    if found and found[0] is None:
+        return None
+    reason = found[0] if found else f"no answer in {timeout:g} s"
+    return f"{host[0]}:{host[1]} cannot be reached ({reason})"
 
 
 def offline_alternatives(name: str) -> str:
@@ -76,7 +133,8 @@ def from_tfds(
     or an ImageFolder-style tree ``root/<split>/<class>/<image>`` (validated like `from_folder`).
     The dataset's own validation/test splits are used when present; otherwise
     ``validation_split``/``test_split`` carve stratified ones from train. A failed download
-    raises `DatasetUnavailableError` naming the offline alternatives.
+    raises `DatasetUnavailableError` naming the offline alternatives; so does a download
+    attempted offline, within seconds (see `network_problem`) rather than after TFDS's retries.
 
     Example:
     >>> data = from_tfds("tf_flowers", validation_split=0.1, test_split=0.1)  # doctest: +SKIP
@@ -116,6 +174,12 @@ def _builder(tfds: Any, name: Any, data_dir: Any, download: bool) -> Any:
         raise DatasetUnavailableError(
             f"TFDS dataset {label!r} is not prepared in {builder.data_dir} and download=False. "
             + offline_alternatives(label)
+        )
+    problem = network_problem()
+    if problem:  # fail now rather than after minutes of download retries
+        raise DatasetUnavailableError(
+            f"Could not download TFDS dataset {label!r} into {builder.data_dir}: no network "
+            f"({problem}). " + offline_alternatives(label)
         )
     try:
         builder.download_and_prepare()

@@ -29,17 +29,19 @@ def has_backup(backup_dir: str | os.PathLike) -> bool:
 
 
 def model_fingerprint(model: keras.Model) -> str:
-    """A hash of what a backup must match: every variable's shape and dtype, in order, and
-    which are trained (so a backup made with other blocks unfrozen is not restored).
+    """A hash of what a backup must match: every variable's shape and dtype, in order.
+
+    Which blocks train is not part of it: a schedule such as `GradualUnfreezing` changes that
+    from epoch to epoch and sets it again on resume; a stage with other unfrozen blocks has
+    other settings, which the backup's state also records.
 
     Example:
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    >>> a = model_fingerprint(model); model.trainable = False
-    >>> a == model_fingerprint(model)
+    >>> wider = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    >>> model_fingerprint(model) == model_fingerprint(wider)
     False
     """
-    trained = {id(v) for v in model.trainable_weights}
-    rows = [(tuple(v.shape), str(v.dtype), id(v) in trained) for v in model.weights]
+    rows = [(tuple(v.shape), str(v.dtype)) for v in model.weights]
     return hashlib.sha1(repr(rows).encode()).hexdigest()[:16]
 
 
@@ -105,7 +107,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _mismatch(self, state: dict) -> str | None:
         if state.get("model") != model_fingerprint(self.model):
-            return "the backup is of a differently shaped or differently frozen model"
+            return "the backup is of a differently shaped model"
         if state.get("settings", {}) != self.settings:
             return "the backup was made with other settings"
         if not (Path(self.backup_dir) / str(state.get("weights"))).is_file():
