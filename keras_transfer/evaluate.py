@@ -128,6 +128,8 @@ class Evaluation:
     outputs: np.ndarray
     examples: list = dataclasses.field(default_factory=list)
     name: str | None = None
+    # The image classifier evaluated: wrong_examples_gradcam.png explains its wrong examples.
+    model: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def write(self, output_dir: str | Path, report_name: str | None = "evaluation.json") -> dict:
         """Writes the PNGs (and the JSON report unless `report_name` is None) atomically into
@@ -149,6 +151,14 @@ class Evaluation:
         if self.examples:
             files["confidently_wrong.png"] = plots.plot_confidently_wrong(
                 self.examples, report["confidently_wrong"], output_dir / "confidently_wrong.png")
+        if self.examples and self.model is not None:
+            from keras_transfer.explain.files import write_wrong_examples_gradcam
+
+            gradcam = write_wrong_examples_gradcam(self.model, self.examples,
+                                                   report["confidently_wrong"],
+                                                   report["class_names"], output_dir)
+            if gradcam is not None:
+                files[gradcam.name] = gradcam
         if report["task"] == "regression":
             files["predictions.png"] = plots.plot_regression(
                 self.labels, self.outputs, output_dir / "predictions.png", title=prefix.strip(": "))
@@ -267,6 +277,7 @@ def evaluate_details(
         by_index = {-index: value for _, index, value in heap}
         examples = [by_index.get(row["index"]) for row in report["confidently_wrong"]]
         examples = examples if any(e is not None for e in examples) else []
+    images = [e for e in examples if isinstance(e, np.ndarray) and e.ndim == 3]
     if tta_entry is not None:
         if single_view:
             plain = _report(task, labels, np.concatenate(single_view), names, class_names,
@@ -274,7 +285,7 @@ def evaluate_details(
             metric, value = primary_metric(plain)
             tta_entry["single_view"] = {metric: value}
         report["tta"] = tta_entry
-    return Evaluation(report, labels, outputs, examples, name)
+    return Evaluation(report, labels, outputs, examples, name, model if images else None)
 
 
 def _report(task: str, labels: np.ndarray, outputs: np.ndarray, names: list[str],
@@ -312,7 +323,8 @@ def evaluate(
 ) -> dict:
     """Evaluates `model` on `data` and returns the report (`REPORT_SCHEMA`); with `output_dir`
     also writes ``evaluation.json`` and PNGs (confusion matrix, reliability diagram, the most
-    confidently wrong examples; predicted-vs-true for regression).
+    confidently wrong examples and, for image classifiers, their Grad-CAM overlays;
+    predicted-vs-true for regression).
 
     Args:
         data: a batched ``(inputs, labels)`` `tf.data.Dataset`, an ``(x, y)`` tuple of arrays,

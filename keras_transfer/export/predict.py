@@ -53,6 +53,7 @@ class Artifact:
     run: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     labels: list[str] | None = None
     resize_mode: str = "stretch"  # as the training images were resized (metadata.json)
+    model: Any = field(default=None, repr=False)  # the keras.Model of a .keras file (explain)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.run(np.asarray(images, dtype="float32")), dtype="float32")
@@ -208,7 +209,7 @@ def _load_keras(path: Path) -> Artifact:
     def run(x: np.ndarray) -> np.ndarray:
         return keras.ops.convert_to_numpy(model(x, training=False))
 
-    return Artifact(path, "keras", size, run)
+    return Artifact(path, "keras", size, run, model=model)
 
 
 def _load_saved_model(path: Path) -> Artifact:
