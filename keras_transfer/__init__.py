@@ -24,6 +24,7 @@ from keras_transfer.backbones import (
     set_trainable,
     unfreeze,
 )
+from keras_transfer.compare import compare_backbones
 from keras_transfer.errors import (
     BadInputError,
     KerasTransferError,
@@ -31,6 +32,9 @@ from keras_transfer.errors import (
     UnknownBackboneError,
     WeightsUnavailableError,
 )
+# `kt.explain` is the function; it shadows the subpackage's name here (import its modules with
+# `from keras_transfer.explain import ...`).
+from keras_transfer.explain import explain
 from keras_transfer.heads import build_image_classifier
 from keras_transfer.layers import ImagePreprocessing
 from keras_transfer.recipes import discriminative as _discriminative  # noqa: F401 - registers the optimizer for load_model
@@ -47,8 +51,9 @@ __version__ = "0.1.0"
 __all__ = [
     "BackboneSpec", "BadInputError", "BlockEnd", "ImagePreprocessing", "KerasTransferError",
     "MissingDependencyError", "UnknownBackboneError", "WeightsUnavailableError", "blocks_of",
-    "build_backbone", "build_image_classifier", "describe", "find_backbone", "freeze",
+    "build_backbone", "build_image_classifier", "describe", "explain", "find_backbone", "freeze",
     "get_spec", "list_backbones", "register_backbone", "set_trainable", "unfreeze",
 ]
 __all__ += ["build_causal_lm", "build_question_answerer", "build_text_backbone",
             "build_text_classifier"]
+__all__ += ["compare_backbones"]

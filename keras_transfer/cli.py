@@ -123,13 +123,30 @@ def _predict(args: argparse.Namespace) -> int:
     from keras_transfer.export.predict import load_artifact, resolve_tta
 
     artifact = load_artifact(args.artifact)
+    if args.explain:
+        from keras_transfer.explain.files import check_explainable, explain_artifact
+
+        check_explainable(artifact)  # before predicting: a .tflite has no gradients
     symmetries = resolve_tta(args.tta, artifact.path) if args.tta else ()
     if args.tta:
         print(_tta_note(symmetries), file=sys.stderr)  # stdout stays one line per image
     results = predict(artifact, list(args.images), top_k=args.top_k, tta=symmetries)
     for path, top in zip(args.images, results):
         print(path + ": " + ", ".join(f"{label} {score:.3f}" for label, score in top))
+    if args.explain:
+        written = explain_artifact(artifact, list(args.images), args.explain)
+        print(f"Grad-CAM: wrote {len(written)} overlay(s) to {args.explain}", file=sys.stderr)
     return 0
+
+
+def _explain_dir(value: str) -> str:
+    """`--explain OUT_DIR`, checked while parsing: an image path taken by mistake is named."""
+    if Path(value).is_file() or Path(value).suffix.lower() in (
+            ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is a file or an image, not an output folder. For the default folder "
+            "(gradcam/), put a bare --explain after the positional arguments.")
+    return value
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -244,6 +261,18 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backbone_list(value: str) -> list[str]:
+    """`--backbones a,b,c` (spaces and empty items ignored); the names are checked later."""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from keras_transfer.compare import CompareConfig, compare_backbones
+
+    compare_backbones(CompareConfig(**_settings(CompareConfig, args)))  # checks first
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `keras-transfer` (exposed for tests and docs).
 
@@ -325,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="test-time augmentation: average over flips/turns; bare: the "
                          "symmetries recorded in the export's metadata.json, or e.g. "
                          "'dihedral', 'hflip,vflip' (N views cost N runs per image)")
+    predict.add_argument("--explain", nargs="?", const="gradcam", default=None,
+                         type=_explain_dir, metavar="OUT_DIR",
+                         help="also write a Grad-CAM overlay PNG per image to OUT_DIR (bare: "
+                         "gradcam/): where the model looked for its top class; needs a .keras "
+                         "file or an export folder holding model.keras")
     predict.set_defaults(run=_predict)
 
     exporter = commands.add_parser("export", help="export a .keras model (SavedModel, TFLite)")
@@ -368,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluates a .keras model (or an export folder, whose config.json then gives "
         "the dataset and split) on a split of a built-in dataset or image folder; writes "
         "evaluation.json (accuracy, per-class precision/recall/F1, confusion matrix, top-k, "
-        "calibration), confusion_matrix.png, reliability.png and confidently_wrong.png.",
+        "calibration), confusion_matrix.png, reliability.png, confidently_wrong.png and "
+        "wrong_examples_gradcam.png (Grad-CAM overlays of the wrong examples' predicted class).",
         argument_default=argparse.SUPPRESS)
     evaluator.add_argument("model", help="a .keras file or an export folder holding model.keras")
     evaluator.add_argument("--dataset", help="built-in dataset name or image folder")
@@ -424,6 +459,43 @@ def build_parser() -> argparse.ArgumentParser:
     tuner.add_argument("--output-dir", dest="tune_dir",
                        help="default: tuning/<dataset>_<backbone>")
     tuner.set_defaults(run=_tune)
+
+    comparer = commands.add_parser(
+        "compare", help="compare backbones: accuracy, TFLite size and latency, a recommendation",
+        description="Trains the same head on each backbone's cached features (optionally a "
+        "budgeted fine-tune) on one split, exports float32 and int8 TFLite files and times them; "
+        "prints a table and a recommendation, writes comparison.json and comparison.png.",
+        argument_default=argparse.SUPPRESS)
+    comparer.add_argument("--dataset", help="built-in dataset name or image folder (default: elpv)")
+    comparer.add_argument("--backbones", type=_backbone_list, metavar="A,B,C",
+                          help="comma-separated backbone names (default: every backbone whose "
+                          "ImageNet weights ship offline)")
+    comparer.add_argument("--weights", type=_weights, help="imagenet (default) or none")
+    comparer.add_argument("--output-dir", dest="output_dir",
+                          help="default: runs/compare/<dataset>")
+    comparer.add_argument("--image-size", dest="image_size", type=int,
+                          help="one size for all (default: each backbone's own)")
+    comparer.add_argument("--fine-tune", dest="fine_tune", action="store_true",
+                          help="also fine-tune each backbone within --time-budget")
+    comparer.add_argument("--time-budget", dest="time_budget", type=float, metavar="MINUTES",
+                          help="training minutes per backbone with --fine-tune (default 5)")
+    comparer.add_argument("--head-epochs", dest="head_epochs", type=int,
+                          help="most head epochs (default: until it converges)")
+    comparer.add_argument("--batch-size", dest="batch_size", type=int)
+    comparer.add_argument("--max-train-examples", dest="max_train_examples", type=int,
+                          help="train on at most this many images (quick runs)")
+    comparer.add_argument("--seed", type=int)
+    comparer.add_argument("--quantization", nargs="+",
+                          choices=["float32", "float16", "dynamic", "int8"],
+                          help="TFLite files to measure (default: float32 int8)")
+    comparer.add_argument("--tolerance", type=float, metavar="POINTS",
+                          help="accuracy points below the best a recommendation may be "
+                          "(default 1)")
+    comparer.add_argument("--rank-by", dest="rank_by",
+                          choices=["float32", "float16", "dynamic", "int8"],
+                          help="the file whose latency the recommendation uses (default float32)")
+    comparer.add_argument("--config", help="JSON or YAML file of settings (flags override it)")
+    comparer.set_defaults(run=_compare)
     return parser
 
 

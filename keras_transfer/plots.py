@@ -129,11 +129,12 @@ def plot_reliability_diagram(calibration: Mapping, path: str | Path,
 
 
 def plot_confidently_wrong(examples: Sequence, rows: Sequence[Mapping], path: str | Path,
-                           columns: int = 4) -> Path:
+                           columns: int = 4, title: str = "Most confidently wrong") -> Path:
     """A grid of the most confidently wrong examples, each titled true → predicted (confidence).
 
     `examples` are images (H, W, C arrays in [0, 255]) or texts, `rows` the matching
     ``report["confidently_wrong"]`` entries; entries without a displayable input are skipped.
+    The evaluation also draws their Grad-CAM overlays with it (`title` says so).
 
     Example:
     >>> import tempfile, pathlib, numpy as np
@@ -163,7 +164,7 @@ def plot_confidently_wrong(examples: Sequence, rows: Sequence[Mapping], path: st
                       cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(f"#{row['index']}: {row['label']} → {row['predicted']}\n"
                      f"confidence {row['confidence']:.2f}", fontsize=7)
-    fig.suptitle("Most confidently wrong", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -242,4 +243,59 @@ def plot_search_results(rows: Sequence[Mapping], path: str | Path, objective: st
     right.set_title(f"{objective} against {parameter}")
     for ax in (left, right):
         ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_accuracy_latency(points: Mapping[str, Mapping[str, tuple[float, float]]],
+                          path: str | Path, *, fronts: Mapping[str, Sequence[str]] | None = None,
+                          recommended: str | None = None, rank_by: str | None = None,
+                          title: str = "Accuracy against latency") -> Path:
+    """Test accuracy (y) against TFLite latency per image (x), one panel per file kind, one
+    labelled marker per backbone.
+
+    `points` maps a file kind (``"float32"``, ``"int8"``) to ``{backbone: (accuracy, latency in
+    ms)}``; `fronts` maps the same kinds to the Pareto front's backbones, fastest first (drawn
+    connected); `recommended` is circled in the `rank_by` panel (default: the first kind). An
+    x axis turns logarithmic past a 10x spread.
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "comparison.png"
+    >>> points = {"float32": {"a": (0.80, 10.0), "b": (0.85, 20.0)},
+    ...           "int8": {"a": (0.79, 8.0), "b": (0.84, 15.0)}}
+    >>> plot_accuracy_latency(points, p, fronts={"float32": ["a", "b"]}, recommended="b",
+    ...                       rank_by="float32").exists()
+    True
+    """
+    from matplotlib.ticker import FormatStrFormatter
+
+    plt = _figure()
+    kinds = list(points)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.8), sharey=True,
+                             squeeze=False)
+    for i, (ax, kind) in enumerate(zip(axes[0], kinds)):
+        named, colour = points[kind], f"C{i}"
+        for name, (accuracy, latency) in named.items():
+            ax.scatter(latency, 100 * accuracy, color=colour, s=45, zorder=3)
+            ax.annotate(name, (latency, 100 * accuracy), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+            if name == recommended and kind == (rank_by or kinds[0]):
+                ax.scatter(latency, 100 * accuracy, s=260, facecolors="none", zorder=2,
+                           edgecolors="black", linewidths=1.2, label="recommended")
+        front = [name for name in (fronts or {}).get(kind, ()) if name in named]
+        if front:
+            ax.plot([named[name][1] for name in front], [100 * named[name][0] for name in front],
+                    "--", color=colour, lw=1.2, zorder=1, label="Pareto front")
+        latencies = [latency for _, latency in named.values()]
+        if latencies and max(latencies) > 10 * max(min(latencies), 1e-9):
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.set_xlabel(f"{kind} TFLite latency per image (ms, batch 1)")
+        ax.set_title(f"{kind} .tflite")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    axes[0][0].set_ylabel("test accuracy (%)")
+    fig.suptitle(title)
     return _save(fig, path)

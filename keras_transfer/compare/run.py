@@ -1,0 +1,459 @@
+"""`compare_backbones`: several backbones on one split, scored, exported, timed, recommended.
+
+For each backbone, in order: load the split at its image size (the same seed and fractions for
+all), build the classifier, train the training job's head on cached features (the backbone
+runs once per image; `keras_transfer.recipes.train_head`) and score the test split — the
+frozen-features accuracy; with ``fine_tune``, the job's default recipe instead
+(`keras_transfer.recipes.auto_fine_tune`: the same head, then fine-tuning planned within the
+per-backbone `time_budget`, the frozen-features model kept if it is better on validation).
+Then the model is exported to TFLite (`keras_transfer.export.export`: float32 and int8, int8
+calibrated on training images, each file verified on test images). A backbone that fails
+(weights unavailable offline, out of memory, ...) is recorded with its reason and the others
+go on. Once every backbone is done, all the ``.tflite`` files are timed again in alternating
+rounds, so the load of a shared machine falls on each file alike, and the Pareto front and the
+recommendation (`keras_transfer.compare.pareto`) are computed from those latencies.
+
+Outputs in the output folder, each written atomically: ``comparison.json`` and
+``comparison.png`` (accuracy against latency, the front connected, the recommendation circled).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import gc
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_transfer.compare.config import CompareConfig
+from keras_transfer.compare.pareto import Recommendation, pareto_front, recommend
+from keras_transfer.errors import KerasTransferError
+
+RESULT_FILE, PLOT_FILE = "comparison.json", "comparison.png"
+INVOCATIONS_PER_ROUND = 10  # images per file per latency round
+
+
+def compare_backbones(config: CompareConfig | None = None, **overrides: Any) -> dict:
+    """Compares backbones on one dataset and returns what it writes to ``comparison.json``.
+
+    Settings are `CompareConfig` fields (as a config, keyword arguments, or both); all are
+    checked before any data is read. Prints one progress block per backbone, a table and the
+    recommendation; writes ``comparison.json`` and ``comparison.png`` to the output folder.
+    Raises `KerasTransferError` when every backbone failed (``comparison.json`` still says why).
+
+    Example (a few minutes: two random-weight backbones on a folder of small images; with
+    ImageNet weights, offline, ``backbones=["efficientnet_lite0", "efficientnet_lite1"]``):
+    >>> result = compare_backbones(  # doctest: +SKIP
+    ...     dataset="photos/", backbones=["vgg16", "resnet50"], weights=None, image_size=32)
+    >>> result["recommendation"]["backbone"], result["recommendation"]["reason"]  # doctest: +SKIP
+
+    Every setting is checked first (in seconds, before any data is read):
+    >>> compare_backbones(dataset="elpv", backbones=["resnet-50", "vgg16"])
+    Traceback (most recent call last):
+    ...
+    keras_transfer.errors.BadInputError: backbones=['resnet-50', 'vgg16']: Unknown backbone 'resnet-50'; did you mean 'resnet50'? ...
+    """
+    from keras_transfer.runs import output_lock
+
+    config = dataclasses.replace(config or CompareConfig(), **overrides)
+    config.check()  # before any data is read
+    config = dataclasses.replace(config, backbones=config.resolved_backbones(),
+                                 quantization=tuple(dict.fromkeys(config.quantization)))
+    output_dir = config.resolved_output_dir()
+    with output_lock(output_dir, what="comparing backbones"):
+        return _Comparison(config, output_dir).run()
+
+
+@dataclasses.dataclass
+class _Comparison:
+    """The steps of `compare_backbones` that share its settings, data and export folder."""
+
+    config: CompareConfig
+    output_dir: Path
+    # (image size, ImageDataset, int8 calibration images) of the last backbone.
+    _loaded: tuple[int, Any, np.ndarray] | None = None
+    _model: keras.Model | None = None  # the backbone's classifier, between training and export
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        names = self.config.backbones
+        print(f"Comparing {len(names)} backbone(s) on {self.config.dataset}: "
+              f"{', '.join(names)}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="keras_transfer_compare_") as exports:
+            rows = [self.backbone(name, i + 1, len(names), Path(exports))
+                    for i, name in enumerate(names)]
+            latency = _time_files(rows, self.config.latency_rounds)
+        self._loaded = None
+        summary = self.summarize(rows, latency, time.perf_counter() - started)
+        self.write(summary)
+        if summary["recommendation"] is None:
+            reasons = "; ".join(f"{row['backbone']}: {row['error']}" for row in rows)
+            raise KerasTransferError(f"every backbone failed ({reasons}). Details in "
+                                     f"{self.output_dir / RESULT_FILE}.")
+        return summary
+
+    # ---- one backbone -------------------------------------------------------------------
+
+    def backbone(self, name: str, index: int, total: int, exports: Path) -> dict[str, Any]:
+        from keras_transfer.jobs import default_image_size
+
+        config = self.config
+        size = config.image_size or default_image_size(name)
+        print(f"[{index}/{total}] {name}: {size} px, weights={config.weights} …", flush=True)
+        row: dict[str, Any] = {"backbone": name, "status": "ok", "image_size": size,
+                               "weights": config.weights,
+                               "pretrained": config.weights is not None}
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        try:
+            t = time.perf_counter()
+            data = self.data(size)
+            timings["load_s"] = time.perf_counter() - t
+            row.update(self.train_and_score(name, data, timings))
+            t = time.perf_counter()
+            row["tflite"] = self.export(name, data, exports / name)
+            timings["export_s"] = time.perf_counter() - t
+        except Exception as error:  # noqa: BLE001 - one backbone's failure must not stop the rest
+            row.update(status="failed", error=f"{type(error).__name__}: {error}")
+            print(f"      failed: {row['error']}", flush=True)
+        finally:
+            self._model = None
+            keras.backend.clear_session()
+            _forget_features()
+            gc.collect()
+        timings["total_s"] = time.perf_counter() - started
+        row["timings"] = {key: round(value, 2) for key, value in timings.items()}
+        if row["status"] == "ok":
+            print(f"      done in {timings['total_s']:.0f} s", flush=True)
+        return row
+
+    def data(self, size: int):
+        """The split at `size` px; the same images and split for every backbone."""
+        if self._loaded is not None and self._loaded[0] == size:
+            return self._loaded[1]
+        from keras_transfer.jobs import ImageJobConfig, load_image_data
+
+        config = self.config
+        self._loaded = None
+        keras.utils.set_random_seed(config.seed)  # the training subset is drawn the same way
+        data = load_image_data(ImageJobConfig(
+            dataset=config.dataset, image_size=size, batch_size=config.batch_size,
+            validation_split=config.validation_split, test_split=config.test_split,
+            seed=config.seed, augment="none"))
+        if config.max_train_examples:
+            total = data.sizes.get("train", 0)
+            data.train, count = _first_examples(data.train, config.max_train_examples,
+                                                config.batch_size, config.seed)
+            data.report.split_counts["train"] = count
+            print(f"      training on {count} of the {total} training images "
+                  "(max_train_examples), the same ones for every backbone", flush=True)
+        # Drawn once, right after the seeded load: the same images calibrate every backbone.
+        calibration = _take(data.train, config.calibration_images)[0].astype("float32")
+        self._loaded = (size, data, calibration)
+        return data
+
+    def train_and_score(self, name: str, data, timings: dict[str, float]) -> dict[str, Any]:
+        from keras_transfer.backbones import find_backbone
+        from keras_transfer.evaluate import evaluate_classifier
+        from keras_transfer.heads import build_image_classifier
+        from keras_transfer.jobs import ImageJobConfig
+        from keras_transfer.recipes import auto_fine_tune, train_head
+
+        config, job = self.config, ImageJobConfig()  # the training job's head settings
+        test, test_split = ((data.test, "test") if data.test is not None else
+                            (data.validation, "validation"))
+        if test is None:
+            raise KerasTransferError("no test or validation split to score on: give "
+                                     "test_split > 0 or a folder with a test split.")
+        t = time.perf_counter()
+        keras.utils.set_random_seed(config.seed)  # the same head initialisation for all
+        model = build_image_classifier(name, data.num_classes, weights=config.weights,
+                                       input_shape=data.input_shape, dropout=job.dropout)
+        self._model = model
+        timings["build_s"] = time.perf_counter() - t
+        frozen: dict[str, Any] = {}
+
+        def score_frozen(trained: keras.Model) -> None:
+            t = time.perf_counter()
+            frozen.update(evaluate_classifier(trained, test, data.class_names))
+            timings["evaluate_s"] = time.perf_counter() - t
+            print(f"      frozen features: {_scores_text(frozen)}", flush=True)
+
+        head = dict(imbalance=config.imbalance, label_smoothing=job.label_smoothing,
+                    learning_rate=job.learning_rate, weight_decay=job.weight_decay)
+        epochs = config.head_epochs
+        t = time.perf_counter()
+        if config.fine_tune:
+            result = auto_fine_tune(model, data, time_budget=config.time_budget * 60,
+                                    head_epochs=epochs, seed=config.seed,
+                                    after_head=score_frozen, verbose=0, **head)
+            timings["train_s"] = time.perf_counter() - t - timings["evaluate_s"]
+            t = time.perf_counter()
+            final = evaluate_classifier(model, test, data.class_names)
+            timings["evaluate_s"] += time.perf_counter() - t
+            plan, kept = result.decisions["plan"], result.decisions["fine_tune"]
+            print(f"      fine-tuned ({config.time_budget:g}-minute budget, "
+                  f"{_count(plan['epochs_run'], 'epoch')} of {_blocks_text(plan)}): "
+                  f"{_scores_text(final)}; "
+                  f"{kept['reason']}", flush=True)
+            training = {"recipe": "auto_fine_tune", "decisions": result.decisions}
+        else:
+            stage = train_head(model, data.train, data.validation, verbose=0,
+                               **({"max_epochs": epochs} if epochs else {}), **head)
+            timings["train_s"] = time.perf_counter() - t
+            score_frozen(model)
+            final = frozen
+            training = {"recipe": "train_head", "head": stage.as_dict()}
+        print(f"      trained in {timings['train_s']:.0f} s", flush=True)
+        return {
+            "accuracy": _round(final["accuracy"]), "macro_f1": _round(final["macro_avg"]["f1"]),
+            "frozen_accuracy": _round(frozen["accuracy"]),
+            "frozen_macro_f1": _round(frozen["macro_avg"]["f1"]),
+            "fine_tuned": config.fine_tune, "scored_on": test_split,
+            "num_test": int(final["num_examples"]),
+            "params": int(model.count_params()),
+            "backbone_params": int(find_backbone(model)[0].count_params()),
+            "data_sizes": data.sizes, "training": training,
+        }
+
+    def export(self, name: str, data, folder: Path) -> dict[str, dict[str, Any]]:
+        from keras_transfer.export import export
+
+        config = self.config
+        test = data.test if data.test is not None else data.validation
+        info = export(self._model, folder, formats="tflite", quantization=config.quantization,
+                      labels=data.class_names, representative_data=self._loaded[2],
+                      verify_data=test, num_verify=config.verify_images,
+                      num_calibration=config.calibration_images, verbose=False,
+                      metadata={"backbone": name, "dataset": config.dataset})
+        files: dict[str, dict[str, Any]] = {}
+        for file, checked in info["verification"]["tflite"].items():
+            files[checked["quantization"]] = {
+                "file": file, "path": str(folder / file), "size_bytes": checked["size_bytes"],
+                "verify_latency_ms": round(checked["latency_ms_median"], 3),
+                "top1_agreement": checked.get("top1_agreement"),
+                "verify_accuracy": checked.get("accuracy"),
+                "verify_images": info["verification"]["num_samples"],
+            }
+        print("      TFLite: " + ", ".join(
+            f"{kind} {_size_text(entry['size_bytes'])}" + (
+                f" (agrees with Keras on {entry['top1_agreement']:.0%} of "
+                f"{entry['verify_images']} test images)"
+                if entry["top1_agreement"] is not None else "")
+            for kind, entry in files.items()), flush=True)
+        return files
+
+    # ---- the report ---------------------------------------------------------------------
+
+    def summarize(self, rows: list[dict], latency: dict, seconds: float) -> dict[str, Any]:
+        from keras_transfer.jobs import _machine
+
+        config = self.config
+        for row in rows:  # the temporary files are gone: keep their names only
+            for entry in row.get("tflite", {}).values():
+                entry.pop("path", None)
+        done = [row for row in rows if row["status"] == "ok"]
+        points = {kind: {row["backbone"]: (row["accuracy"], row["tflite"][kind]["latency_ms"])
+                         for row in done} for kind in config.quantization}
+        fronts = {kind: pareto_front(named) for kind, named in points.items()}
+        choice: Recommendation | None = None
+        if done:
+            choice = recommend(points[config.rank_by], tolerance=config.tolerance,
+                               rank_by=config.rank_by,
+                               num_test=max(row["num_test"] for row in done))
+        for row in done:
+            row["pareto_front"] = {kind: row["backbone"] in front for kind, front in
+                                   fronts.items()}
+            row["recommended"] = choice is not None and row["backbone"] == choice.backbone
+        return {
+            "comparison": "backbones",
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "dataset": config.dataset,
+            "settings": dataclasses.asdict(config),
+            "backbones": rows,
+            "failed": [row["backbone"] for row in rows if row["status"] != "ok"],
+            "pareto_front": fronts,
+            "recommendation": choice.as_dict() if choice else None,
+            "latency": latency,
+            "machine": _machine(),
+            "seconds": round(seconds, 1),
+        }
+
+    def write(self, summary: dict) -> None:
+        from keras_transfer.plots import plot_accuracy_latency
+        from keras_transfer.weights.cache import atomic_write_bytes
+
+        config = self.config
+        print(comparison_table(summary), flush=True)
+        choice = summary["recommendation"]
+        written = [self.output_dir / RESULT_FILE]
+        if choice is not None:
+            print(f"Recommendation — rule: {choice['rule']}.\n  {choice['reason']}", flush=True)
+            if choice["standard_error_points"] and len(summary["backbones"]) > 1:
+                print(f"  (On these test images one standard error of the accuracy is "
+                      f"{choice['standard_error_points']:.1f} points: smaller differences are "
+                      "noise.)", flush=True)
+            done = [row for row in summary["backbones"] if row["status"] == "ok"]
+            kinds = [config.rank_by] + [k for k in config.quantization if k != config.rank_by]
+            points = {kind: {row["backbone"]: (row["accuracy"],
+                                               row["tflite"][kind]["latency_ms"])
+                             for row in done} for kind in kinds}
+            what = "fine-tuned" if config.fine_tune else "frozen features"
+            plot_accuracy_latency(points, self.output_dir / PLOT_FILE,
+                                  fronts=summary["pareto_front"], recommended=choice["backbone"],
+                                  rank_by=config.rank_by,
+                                  title=f"{Path(config.dataset).name}: test accuracy ({what}) "
+                                        "against TFLite latency")
+            written.insert(0, self.output_dir / PLOT_FILE)
+        atomic_write_bytes(self.output_dir / RESULT_FILE,
+                           json.dumps(summary, indent=2, default=str).encode())
+        print(f"Wrote {', '.join(str(path) for path in written)}", flush=True)
+
+
+def comparison_table(summary: dict) -> str:
+    """The console table of a comparison (`compare_backbones`' result): one row per backbone.
+
+    Example:
+    >>> row = {"backbone": "a", "status": "ok", "image_size": 32, "params": 1000,
+    ...        "accuracy": 0.8, "frozen_accuracy": 0.8, "macro_f1": 0.79, "fine_tuned": False,
+    ...        "tflite": {"float32": {"size_bytes": 2**20, "latency_ms": 1.5}},
+    ...        "timings": {"total_s": 3.0}, "pareto_front": {"float32": True},
+    ...        "recommended": True}
+    >>> failed = {"backbone": "b", "status": "failed", "image_size": 32,
+    ...           "error": "WeightsUnavailableError: offline", "timings": {"total_s": 0.1}}
+    >>> print(comparison_table({"backbones": [row, failed],
+    ...                         "settings": {"quantization": ["float32"]}}))
+    backbone  px  params  accuracy  macro-F1  float32 MiB  float32 ms  seconds  note
+    --------  --  ------  --------  --------  -----------  ----------  -------  ----------------------------------------
+    a         32  1,000   80.00%    0.790     1.00         1.50        3        recommended, front
+    b         32                                                       0        failed: WeightsUnavailableError: offline
+    """
+    from keras_transfer.backbones.blocks import format_table
+
+    kinds = list(summary["settings"]["quantization"])
+    rows = summary["backbones"]
+    fine_tuned = any(row.get("fine_tuned") for row in rows)
+    table = []
+    for row in rows:
+        ok = row["status"] == "ok"
+        line = {"backbone": row["backbone"], "px": row["image_size"],
+                "params": row["params"] if ok else ""}
+        if fine_tuned:
+            line["frozen"] = f"{row['frozen_accuracy']:.2%}" if ok else ""
+        line["fine-tuned" if fine_tuned else "accuracy"] = f"{row['accuracy']:.2%}" if ok else ""
+        line["macro-F1"] = f"{row['macro_f1']:.3f}" if ok else ""
+        for kind in kinds:
+            entry = row.get("tflite", {}).get(kind, {})
+            line[f"{kind} MiB"] = f"{entry['size_bytes'] / 2**20:.2f}" if entry else ""
+            line[f"{kind} ms"] = f"{entry['latency_ms']:.2f}" if entry else ""
+        line["seconds"] = f"{row['timings']['total_s']:.0f}"
+        notes = (["recommended"] if row.get("recommended") else []) + (
+            ["front"] if any(row.get("pareto_front", {}).values()) else [])
+        line["note"] = ", ".join(notes) if ok else _short(f"failed: {row['error']}", 100)
+        table.append(line)
+    return format_table(table)
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+def _time_files(rows: list[dict], rounds: int) -> dict[str, Any]:
+    """Median latency per image of every exported file, the files timed in turn, round after
+    round (on a shared machine the load then falls on every file alike); written into the
+    rows' ``tflite`` entries as ``latency_ms``."""
+    from keras_transfer.export.interpreter import TFLiteRunner, default_threads, \
+        interpreter_class
+
+    entries = [entry for row in rows for entry in row.get("tflite", {}).values()]
+    record = {"method": f"median of {rounds} alternating rounds x {INVOCATIONS_PER_ROUND} "
+                        "batch-1 invocations per file, after one warm-up",
+              "rounds": rounds, "invocations_per_round": INVOCATIONS_PER_ROUND,
+              "threads": default_threads(), "interpreter": interpreter_class()[1]}
+    if not entries:
+        return record
+    rounds_text = _count(rounds, "alternating round")
+    print(f"[latency] timing {len(entries)} .tflite file(s) in {rounds_text} of "
+          f"{INVOCATIONS_PER_ROUND} images ({record['threads']} threads) …", flush=True)
+    rng = np.random.default_rng(0)
+    runners, images = [], {}
+    for entry in entries:
+        runner = TFLiteRunner(entry["path"], threads=record["threads"])
+        size = runner.image_size
+        if size not in images:
+            images[size] = rng.uniform(0, 255, (INVOCATIONS_PER_ROUND, *size, 3)).astype(
+                "float32")
+        runner(images[size][:1])  # warm-up, not timed
+        runner.latencies_ms.clear()
+        runners.append((entry, runner, images[size]))
+    for _ in range(rounds):
+        for _, runner, batch in runners:
+            runner(batch)
+    for entry, runner, _ in runners:
+        entry["latency_ms"] = round(float(np.median(runner.latencies_ms)), 3)
+    return record
+
+
+def _first_examples(train, count: int, batch_size: int, seed: int):
+    """The first `count` training examples, fixed once (a re-iterated shuffled pipeline would
+    draw other ones each pass), reshuffled every epoch; and how many there are."""
+    import tensorflow as tf
+
+    x, y = _take(train, count)
+    subset = (tf.data.Dataset.from_tensor_slices((x, y))
+              .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+              .batch(batch_size)
+              .map(lambda images, labels: (tf.cast(images, tf.float32), labels))
+              .prefetch(tf.data.AUTOTUNE))
+    return subset, int(len(x))
+
+
+def _take(dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` examples of a batched dataset, images as uint8 (the loaders' pixels
+    are whole grey levels: 4x less memory than float32)."""
+    images, labels, seen = [], [], 0
+    for x, y in dataset:
+        images.append(np.clip(np.rint(np.asarray(x)), 0, 255).astype("uint8"))
+        labels.append(np.asarray(y))
+        seen += len(images[-1])
+        if seen >= count:
+            break
+    return np.concatenate(images)[:count], np.concatenate(labels)[:count]
+
+
+def _forget_features() -> None:
+    from keras_transfer.recipes.features import clear_memory_cache
+
+    clear_memory_cache()  # a finished backbone's cached features are of no further use
+
+
+def _scores_text(report: dict) -> str:
+    return (f"test accuracy {report['accuracy']:.2%}, macro-F1 {report['macro_avg']['f1']:.3f} "
+            f"({report['num_examples']} images)")
+
+
+def _blocks_text(plan: dict) -> str:
+    blocks = plan.get("unfreeze_blocks")
+    return "every block" if blocks is None else f"the top {_count(blocks, 'block')}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _size_text(size_bytes: int) -> str:
+    return (f"{size_bytes / 2**20:.1f} MiB" if size_bytes >= 2**20 else
+            f"{size_bytes / 2**10:.0f} KiB")
+
+
+def _round(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
