@@ -74,7 +74,12 @@ def base(image_folder, tiny_backbone):
 def test_cli_search_then_train_reruns_the_best_config(base, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # train writes saved_models/ and runs/ here
     # Exporting is test_jobs' concern; here it would only add SavedModel/TFLite conversion time.
-    monkeypatch.setattr("keras_transfer.export.export", lambda *args, **kwargs: {})
+    def export_report_only(model, directory, **kwargs):  # the job's report, not the model
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        kwargs["extra_files"](Path(directory), {})
+        return {}
+
+    monkeypatch.setattr("keras_transfer.export.export", export_report_only)
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"learning_rate": [0.003, 0.05], "dropout": [0.0, 0.3],
                                  "hidden_units": [0, 16], "recipes": ["feature_extraction"]}))
@@ -187,7 +192,8 @@ def test_bad_settings_are_clear_errors(base, tmp_path, capsys):
                  "none", "--image-size", "32", "--max-trials", "3",
                  "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("keras-transfer tune: error: Unknown backbone 'no_such_net'")
+    assert err.startswith("keras-transfer tune: error: backbone='no_such_net': Unknown backbone "
+                          "'no_such_net'")
     assert "Traceback" not in err
     with pytest.raises(BadInputError, match="validation_split"):
         ImageTrainer(dataclasses.replace(base, validation_split=0.0))
