@@ -87,24 +87,15 @@ def from_folder(
     options = PipelineOptions.from_arguments(locals())
     report = LoadReport(str(root), strict=strict)
     split_dirs = find_split_folders(root)
-    if not split_dirs:
-        paths, labels, class_names = scan_class_folders(root, class_names, extensions, report)
-        return assemble_image_files(
-            paths,
-            np.asarray(labels, np.int64),
-            class_names,
-            report,
-            options,
-            validation_split=validation_split,
-            test_split=test_split,
-            keep_in_memory=keep_in_memory,
-            drop_empty=True,
-            verbose=verbose,
-            class_folders={name: str(root / name) for name in class_names},
+    split_of = None
+    if split_dirs:  # root/<split>/<class>/...: the given splits, classes from inside them
+        paths, labels, class_names, split_of = scan_split_folders(
+            root, split_dirs, class_names, extensions, report
         )
-    paths, labels, class_names, split_of = scan_split_folders(
-        root, split_dirs, class_names, extensions, report
-    )
+        folders = {name: str(root / "*" / name) for name in class_names}
+    else:
+        paths, labels, class_names = scan_class_folders(root, class_names, extensions, report)
+        folders = {name: str(root / name) for name in class_names}
     return assemble_image_files(
         paths,
         np.asarray(labels, np.int64),
@@ -116,9 +107,9 @@ def from_folder(
         keep_in_memory=keep_in_memory,
         drop_empty=True,
         verbose=verbose,
-        class_folders={name: str(root / "*" / name) for name in class_names},
+        class_folders=folders,
         split_of=split_of,
-        split_dirs=split_dirs,
+        split_dirs=split_dirs or None,
     )
 
 
