@@ -270,3 +270,43 @@ def test_detector_parity_failure_fails_the_export(detector, tmp_path, monkeypatc
                                                 formats=("tflite",), require_parity=False)
     meta = json.loads((tmp_path / "forced" / "metadata.json").read_text())
     assert meta["verification"]["parity"] is False and meta["verification"]["problems"]
+
+
+def test_classifier_parity_failure_fails_the_export(model, tmp_path, monkeypatch):
+    """The same rule as the detector's: a float file that does not reproduce Keras is not
+    shipped unless asked; quantized files are measured, not held to it."""
+    from keras_transfer.export import verify
+
+    target = tmp_path / "exp"
+    info = export(model, target, formats=("keras", "saved_model", "tflite"),
+                  quantization=("float32", "dynamic"), num_verify=2, verbose=False)
+    assert "problems" not in info["verification"]
+    assert info["verification"]["tflite"]["model.tflite"]["max_abs_diff"] < 1e-5
+    before = (target / "metadata.json").read_text()
+
+    real = verify.verify_tflite
+
+    def drifted(path, *args, **kwargs):  # a float32 file whose scores are off by 0.1
+        result = real(path, *args, **kwargs)
+        return {**result, "max_abs_diff": result["max_abs_diff"] + 0.1}
+
+    monkeypatch.setattr(verify, "verify_tflite", drifted)
+    with pytest.raises(BadInputError, match=r"exp: the export does not reproduce the Keras model"
+                                            r" on the 2 verification images: model.tflite: "
+                                            r"max\|diff\| 1\.0\de-01 > 1\.00e-03.*"
+                                            r"require_parity=False"):
+        export(model, target, formats=("tflite",), num_verify=2, verbose=False)
+    assert (target / "metadata.json").read_text() == before  # the previous export stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+
+    # Only the float32 file is held to parity: the dynamic-range one drifts by design.
+    info = export(model, tmp_path / "quantized", formats=("tflite",), quantization=("dynamic",),
+                  num_verify=2, verbose=False)
+    assert "problems" not in info["verification"]
+    with pytest.warns(UserWarning, match="Exported anyway"):
+        export(model, tmp_path / "forced", formats=("tflite",), num_verify=2, verbose=False,
+               require_parity=False)
+    meta = json.loads((tmp_path / "forced" / "metadata.json").read_text())
+    assert meta["verification"]["problems"] == [
+        f"model.tflite: max|diff| {meta['verification']['tflite']['model.tflite']['max_abs_diff']:.2e}"
+        " > 1.00e-03"]

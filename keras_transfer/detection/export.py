@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,6 +27,7 @@ import numpy as np
 from keras_transfer.detection.decode import box_decoder, decode_detections
 from keras_transfer.errors import BadInputError
 from keras_transfer.export import integrity
+from keras_transfer.export.verify import fail_or_warn
 from keras_transfer.weights.cache import atomic_directory
 
 FORMATS = ("keras", "saved_model", "tflite")
@@ -141,7 +141,7 @@ def export_detector(
                                            tolerance=tolerance)
             problems = info["verification"].get("problems")
             if problems:  # named by where the file would have gone, not the temporary folder
-                _fail_or_warn(Path(directory) / "model.tflite", len(verify_images), problems,
+                fail_or_warn(Path(directory) / "model.tflite", len(verify_images), problems,
                               require_parity)
         if class_names is not None:
             (tmp / "labels.txt").write_text("\n".join(class_names) + "\n")
@@ -174,19 +174,8 @@ def verify_tflite(
     result = _parity(model, tflite_path, images, tolerance=tolerance,
                      score_threshold=score_threshold)
     if "problems" in result:
-        _fail_or_warn(tflite_path, len(images), result["problems"], require_parity)
+        fail_or_warn(tflite_path, len(images), result["problems"], require_parity)
     return result
-
-
-def _fail_or_warn(path: str | os.PathLike, num_images: int, problems: list[str],
-                  require_parity: bool) -> None:
-    message = (f"{path}: TFLite does not reproduce the Keras model on the {num_images} "
-               f"verification images: {'; '.join(problems)}.")
-    if require_parity:
-        raise BadInputError(message + " Nothing was exported; pass require_parity=False to "
-                            "export anyway (the differences are then recorded in "
-                            "metadata.json under verification.problems).")
-    warnings.warn(message + " Exported anyway (require_parity=False).", stacklevel=3)
 
 
 def _parity(model: keras.Model, tflite_path: str | os.PathLike, images: np.ndarray, *,

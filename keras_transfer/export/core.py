@@ -100,6 +100,7 @@ def export(
     verbose: bool = True,
     extra_files: Callable[[Path, dict[str, Any]], None] | None = None,
     resize_mode: str = "stretch",
+    require_parity: bool = True,
 ) -> dict[str, Any]:
     """Exports ``model`` (raw images in, predictions out) to ``directory`` and verifies the files.
 
@@ -133,6 +134,12 @@ def export(
         resize_mode: how the training images were brought to the input size ("stretch",
             "pad", "crop"): recorded as ``input.resize_mode`` in ``metadata.json``; `predict`
             and the ``serve_bytes`` signature resize images the same way.
+        require_parity: the SavedModel and every float32 ``.tflite`` must reproduce the Keras
+            outputs on the verification images (max |diff| within
+            `verify.PARITY_TOLERANCE` of their scale), else nothing is exported and
+            `BadInputError` says what differs; False exports anyway with a warning and the
+            differences in ``metadata.json`` (``verification.problems``). Quantized files
+            differ by design: their agreement is recorded, not enforced.
 
     Returns:
         The content of ``metadata.json`` plus ``"directory"`` (the export folder's path).
@@ -275,6 +282,10 @@ def export(
         info["verification"] = _verify(
             model, tmp, files, x_verify, y_verify, task, threads, data_source, verbose
         )
+        problems = verify.parity_problems(info["verification"])
+        if problems:
+            info["verification"]["problems"] = problems
+        verify.fail_or_warn(directory, len(x_verify), problems, require_parity)
         # Of the files as they will be renamed into place: every later load is checked on them.
         info["checksums"] = integrity.checksums(tmp, files)
         with step(f"writing {METADATA_FILE}", verbose=verbose):
@@ -316,6 +327,7 @@ def _verify(
     }
     with step(f"verifying on {len(x)} {data_source} images", verbose=verbose):
         reference = verify.keras_outputs(model, x)
+        result["reference_max_abs"] = float(np.abs(reference).max())  # the parity scale
         result["keras"] = verify.score(reference, y, task)
         if SAVED_MODEL_DIR in files:
             result["saved_model"] = verify.verify_saved_model(

@@ -8,12 +8,14 @@ batch 1, and the file size. The SavedModel's ``serve`` signature is compared the
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from keras_transfer.errors import BadInputError
 from keras_transfer.export.interpreter import TFLiteRunner
 
 
@@ -144,3 +146,47 @@ def keras_outputs(model: keras.Model, images: np.ndarray, batch_size: int = 32) 
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(chunks).astype("float32")
+
+
+# Float runtimes of the same graph differ by ~1e-6; more than this (of the outputs' scale) is
+# a conversion that changed the model. Quantized files differ by design: recorded, not checked.
+PARITY_TOLERANCE = 1e-3
+
+
+def parity_problems(verification: dict[str, Any],
+                    tolerance: float = PARITY_TOLERANCE) -> list[str]:
+    """What the SavedModel and the float32 ``.tflite`` files do differently from the Keras
+    model, from `export`'s verification record (empty when they reproduce it).
+
+    Example:
+    >>> record = {"reference_max_abs": 1.0, "saved_model": {"max_abs_diff": 1e-7},
+    ...           "tflite": {"model.tflite": {"quantization": "float32", "max_abs_diff": 0.2}}}
+    >>> parity_problems(record)
+    ['model.tflite: max|diff| 2.00e-01 > 1.00e-03']
+    """
+    limit = tolerance * max(1.0, float(verification.get("reference_max_abs", 1.0)))
+    checked = {"saved_model/": verification.get("saved_model")}
+    checked.update({name: entry for name, entry in verification.get("tflite", {}).items()
+                    if entry.get("quantization") == "float32"})
+    return [f"{name}: max|diff| {entry['max_abs_diff']:.2e} > {limit:.2e}"
+            for name, entry in checked.items()
+            if entry is not None and not entry["max_abs_diff"] <= limit]  # NaN fails too
+
+
+def fail_or_warn(what: str | os.PathLike, num_images: int, problems: list[str],
+                 require_parity: bool) -> None:
+    """Raises `BadInputError` (``require_parity``) or warns that exported files do not
+    reproduce the Keras model on the verification images.
+
+    Example:
+    >>> fail_or_warn("export/model.tflite", 32, [], require_parity=True)  # nothing differs
+    """
+    if not problems:
+        return
+    message = (f"{what}: the export does not reproduce the Keras model on the {num_images} "
+               f"verification images: {'; '.join(problems)}.")
+    if require_parity:
+        raise BadInputError(message + " Nothing was exported; pass require_parity=False to "
+                            "export anyway (the differences are then recorded in "
+                            "metadata.json under verification.problems).")
+    warnings.warn(message + " Exported anyway (require_parity=False).", stacklevel=3)
