@@ -45,7 +45,7 @@ def test_the_table_derives_each_layout():
 def test_the_lite0_row_gives_keras_hubs_own_lite0():
     """Our derivation of the keras-hub arguments, applied to Lite0, changes nothing in the
     configuration keras-hub itself uses for timm's efficientnet_lite0."""
-    from keras_transfer.backbones.keras_hub_compat import timm_efficientnet_config
+    from keras_transfer.compat.keras_hub import timm_efficientnet_config
 
     hub = timm_efficientnet_config("efficientnet_lite0")
     ours = assets.EFFICIENTNET_LITE["efficientnet_lite0"].keras_hub_kwargs()
@@ -53,7 +53,7 @@ def test_the_lite0_row_gives_keras_hubs_own_lite0():
 
 
 def test_keras_hub_learns_lite1_and_lite2():
-    from keras_transfer.backbones.keras_hub_compat import timm_efficientnet_config
+    from keras_transfer.compat.keras_hub import timm_efficientnet_config
 
     assets.register_keras_hub_variants()
     for name in VARIANTS:
@@ -67,7 +67,7 @@ def test_keras_hub_learns_lite1_and_lite2():
 def test_a_keras_hub_without_the_variant_table_is_a_clear_error(monkeypatch):
     from keras_hub.src.utils.timm import convert_efficientnet
 
-    from keras_transfer.backbones import keras_hub_compat
+    from keras_transfer.compat import keras_hub as keras_hub_compat
 
     monkeypatch.delattr(convert_efficientnet, "VARIANT_MAP")
     with pytest.raises(WeightsUnavailableError, match="keras-hub>=0.20,<0.33"):

@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_transfer.backbones.hub import is_hub_backbone
 from keras_transfer.backbones.spec import BackboneSpec, BlockEnd
+from keras_transfer.compat.keras_internals import call_nodes, producing_layer
 
 # Name suffix of a multi-output view of a nested keras-hub backbone's graph, made by dense heads
 # (keras_transfer.heads.segmentation.feature_extractor); opened up like the hub backbone itself.
@@ -64,9 +65,9 @@ def _last_use(layers: Sequence) -> list[int]:
     position = {id(layer): i for i, layer in enumerate(layers)}
     last = list(range(len(layers)))
     for i, layer in enumerate(layers):
-        for node in getattr(layer, "_inbound_nodes", []):
+        for node in call_nodes(layer):
             for tensor in node.input_tensors:
-                producer = position.get(id(tensor._keras_history.operation))
+                producer = position.get(id(producing_layer(tensor)))
                 if producer is not None:
                     last[producer] = max(last[producer], i)
     return last

@@ -3,7 +3,7 @@
 keras-hub keeps preprocessing in a separate ImageConverter; we move it into the model (an
 `ImagePreprocessing` layer in front of the hub backbone) so exports take raw pixels. Block maps of
 hub backbones come from their feature pyramid (`pyramid_outputs`): each level ends a block.
-keras-hub's private modules are touched only in `keras_hub_compat.py`.
+keras-hub's private modules are touched only in `keras_transfer.compat.keras_hub`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 
 from keras_transfer.backbones.spec import BackboneSpec, BlockEnd
+from keras_transfer.compat.keras_internals import producing_layer
 from keras_transfer.errors import require
 
 HUB_PREFIX = "hub:"
@@ -85,7 +86,7 @@ def pyramid_blocks(hub_backbone: keras.Model) -> tuple[tuple[str, BlockEnd], ...
     pyramid = getattr(hub_backbone, "pyramid_outputs", None) or {}
     ends = []
     for level in sorted(pyramid, key=lambda key: int(re.sub(r"\D", "", key) or 0)):
-        layer = pyramid[level]._keras_history.operation
+        layer = producing_layer(pyramid[level])
         ends.append(BlockEnd(rf"^{re.escape(layer.name)}$"))
     return tuple((f"block{i}", end) for i, end in enumerate(ends, start=1))
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from keras_transfer.compat.keras_internals import producing_layer, producing_node
 from keras_transfer.errors import BadInputError
 
 # Output activations whose logits Grad-CAM differentiates instead (Selvaraju et al. 2017 use the
@@ -94,8 +95,7 @@ def _nodes(model: keras.Model) -> list:
     seen, nodes, stack = set(), [], list(model.outputs)
     while stack:
         tensor = stack.pop()
-        operation, node_index, _ = tensor._keras_history
-        node = operation._inbound_nodes[node_index]
+        node = producing_node(tensor)
         if id(node) in seen:
             continue
         seen.add(id(node))
@@ -126,7 +126,7 @@ def _output_layer(model: keras.Model) -> tuple[object, str]:
             "Detectors are not supported: their heads return per-anchor boxes and class scores "
             "before non-maximum suppression, with no class score per image to explain.")
     kind = CLASSIFIER if rank == 2 else SEGMENTER
-    return outputs[0]._keras_history.operation, kind
+    return producing_layer(outputs[0]), kind
 
 
 def _activation_name(layer) -> str | None:

@@ -13,6 +13,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_transfer.compat.keras_internals import set_initial_epoch
+
 STATE_FILE = "state.json"
 _WEIGHTS_GLOB = "*.weights.h5"
 
@@ -126,7 +128,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             for variable, value in zip(variables, before):  # never half-restored weights
                 variable.assign(value)
             raise
-        self.model._initial_epoch = epoch  # what Keras' own callback sets (fit resumes there)
+        set_initial_epoch(self.model, epoch)  # what Keras' own callback does
         self.restored_epoch = epoch
         self._say(f"resuming from the backup of epoch {epoch} in {self.backup_dir}")
 

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from keras_transfer.compat.keras_internals import call_nodes
 from keras_transfer.weights.cache import atomic_write_bytes, cache_dir
 
 _MEMORY: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -37,7 +38,7 @@ def split_at(model: keras.Model, layer_name: str = "pool") -> tuple[keras.Model,
     head_input = keras.Input(cut.output.shape[1:], name="features")
     tensors = {id(cut.output): head_input}
     for layer in model.layers[model.layers.index(cut) + 1 :]:
-        node_inputs = layer._inbound_nodes[0].input_tensors
+        node_inputs = call_nodes(layer)[0].input_tensors
         args = [tensors[id(t)] for t in node_inputs]
         out = layer(args[0] if len(args) == 1 else args)
         tensors[id(layer.output)] = out

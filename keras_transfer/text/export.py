@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from keras_transfer.compat.keras_internals import call_nodes, outputs_structure
 from keras_transfer.errors import BadInputError
 from keras_transfer.export.progress import step
 from keras_transfer.text.layers import TextPreprocessing, run_preprocessor
@@ -80,10 +81,10 @@ def token_model(model: keras.Model, *, variable_length: bool = False,
     """
     layer = _preprocessing_layer(model)
     names = keras.tree.flatten({key: key for key in layer.specs})
-    node = layer._inbound_nodes[0]
+    node = call_nodes(layer)[0]
     tokens = dict(zip(names, keras.tree.flatten(node.output_tensors)))
     outputs = _outputs_dict(model.output if len(model.outputs) == 1 else
-                            keras.tree.pack_sequence_as(model._outputs_struct, model.outputs))
+                            keras.tree.pack_sequence_as(outputs_structure(model), model.outputs))
     inner = keras.Model([tokens[name] for name in names], outputs, name=f"{model.name}_tokens")
     if variable_length:
         # The same layers called again on inputs of unknown length: weights stay shared.
@@ -299,7 +300,7 @@ def export_text_model(
     inner, names = token_model(model)
     string_inputs = _string_inputs(model)
     output_names = list(_outputs_dict(model.output if len(model.outputs) == 1 else
-                                      {k: None for k in model._outputs_struct}))
+                                      {k: None for k in outputs_structure(model)}))
     if labels is not None:
         labels = [str(label) for label in labels]
         width = model.outputs[0].shape[-1]

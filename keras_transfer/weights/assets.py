@@ -181,11 +181,11 @@ def register_keras_hub_variants() -> None:
 
     Example:
     >>> register_keras_hub_variants()
-    >>> from keras_transfer.backbones.keras_hub_compat import timm_efficientnet_config
+    >>> from keras_transfer.compat.keras_hub import timm_efficientnet_config
     >>> timm_efficientnet_config("efficientnet_lite2")["stackwise_output_filters"][-1]
     352
     """
-    from keras_transfer.backbones.keras_hub_compat import register_timm_efficientnet_variant
+    from keras_transfer.compat.keras_hub import register_timm_efficientnet_variant
 
     for variant in EFFICIENTNET_LITE.values():
         register_timm_efficientnet_variant(variant.name, variant.keras_hub_kwargs())
