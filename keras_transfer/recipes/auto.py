@@ -193,6 +193,13 @@ def auto_fine_tune(
         f"({_budget_text(plan.budget_s)})")
     kept = _keep_the_better(model, head_weights, head, data.validation)
     say(f"      {kept['reason']}")
+    if kept["kept"] == "frozen_features" and symmetries:
+        # Its head saw the images as they are, never their flips and turns: averaging over
+        # those views (TTA) would feed it what it was not trained on.
+        augment_record = {**augment_record, "tta": [], "tta_reason": (
+            "none: the kept frozen-features head was trained on unaugmented features")}
+        say(f"      test-time augmentation: {augment_record['tta_reason']}")
+        symmetries = ()
     decisions = {"head": head.as_dict(), "augment": augment_record, "fine_tune": kept,
                  "plan": {**plan.as_dict(), "measured": spent,
                           # What `unfreeze(last=...)` needs to repeat it (None = all of them).
