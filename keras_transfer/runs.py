@@ -108,6 +108,52 @@ def settings_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
+def remember(run_dir: str | os.PathLike, key: str, value: Any) -> None:
+    """Records, in ``decisions.json`` of a run folder, a decision a resumed run must repeat
+    (the image size, the augmentation, the fine-tuning plan). Written atomically, by the chief
+    only (in a multi-worker run every worker decides the same; one writes).
+
+    Example:
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> remember(folder, "image_size", {"size": 288})
+    >>> recall(folder, "image_size") is None  # no backup: nothing is being resumed
+    True
+    """
+    from keras_transfer.distribute.workers import worker_info
+    from keras_transfer.weights.cache import atomic_write_bytes
+
+    if not worker_info().chief:
+        return
+    path = Path(run_dir) / DECISIONS_FILE
+    decisions = _read_json(path) or {}
+    decisions[key] = value
+    atomic_write_bytes(path, json.dumps(decisions, indent=2, sort_keys=True).encode())
+
+
+def recall(run_dir: str | os.PathLike, key: str) -> Any:
+    """A decision recorded by `remember`, while the run folder holds a resumable backup (the
+    backup being restored was trained under it); else None.
+
+    Example:
+    >>> recall("/nonexistent/run", "image_size") is None
+    True
+    """
+    from keras_transfer.recipes.backup import has_backup
+
+    if not has_backup(Path(run_dir) / "backup"):
+        return None
+    return (_read_json(Path(run_dir) / DECISIONS_FILE) or {}).get(key)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # missing or unreadable: nothing to resume from
+    return value if isinstance(value, dict) else None
+
+
 class RunState:
     """A run folder's record: the settings it belongs to and the decisions to repeat on resume.
 
@@ -161,18 +207,13 @@ class RunState:
         return has_backup(self.path / "backup")
 
     def remember(self, key: str, value: Any) -> None:
-        """Records a decision a resumed run must repeat (written atomically)."""
-        if self.read_only:
-            return
-        decisions = self._read(DECISIONS_FILE) or {}
-        decisions[key] = value
-        self._write(DECISIONS_FILE, decisions)
+        """Records a decision a resumed run must repeat (`remember`)."""
+        if not self.read_only:
+            remember(self.path, key, value)
 
     def recall(self, key: str) -> Any:
         """A decision recorded by the interrupted run this one resumes (None when not resuming)."""
-        if not self.resumed:
-            return None
-        return (self._read(DECISIONS_FILE) or {}).get(key)
+        return recall(self.path, key) if self.resumed else None
 
     def finish(self) -> None:
         """The run completed: nothing of it is to be resumed."""
@@ -186,10 +227,7 @@ class RunState:
             (self.path / SETTINGS_FILE).unlink()
 
     def _read(self, name: str) -> dict | None:
-        try:
-            return json.loads((self.path / name).read_text())
-        except (OSError, ValueError):
-            return None  # missing or unreadable: nothing to resume from
+        return _read_json(self.path / name)
 
     def _write(self, name: str, value: dict) -> None:
         from keras_transfer.weights.cache import atomic_write_bytes

@@ -18,7 +18,6 @@ job's settings can repeat.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -41,8 +40,8 @@ PROBE_EXAMPLES = 1000
 # generic early features move little and the task-specific top moves most.
 FINE_TUNE_PEAK = 5e-4
 BLOCK_DECAY = 0.6
-# In the run folder: the choices a resumed run must repeat to restore its backup.
-PLAN_FILE = "auto_plan.json"
+# In the run folder's decisions: the choices a resumed run must repeat to restore its backup.
+PLAN_KEY = "auto_plan"
 
 
 @dataclasses.dataclass
@@ -245,27 +244,23 @@ def _describe(symmetries: Sequence[str]) -> str:
 
 def _recorded_plan(run_dir: str | Path | None):
     """(symmetries, augment record, plan) of an interrupted run whose backup is resumable."""
-    from keras_transfer.recipes.backup import has_backup
+    from keras_transfer.runs import recall
 
-    if run_dir is None or not has_backup(Path(run_dir) / "backup"):
-        return None
+    record = recall(run_dir, PLAN_KEY) if run_dir is not None else None
     try:
-        record = json.loads((Path(run_dir) / PLAN_FILE).read_text())
         return (tuple(record["symmetries"]), record["augment"],
                 FineTunePlan(**record["plan"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None  # no usable record: plan afresh (the backup then starts clean if it differs)
 
 
 def _record_plan(run_dir: str | Path | None, symmetries: Sequence[str], augment_record: dict,
                  plan: FineTunePlan) -> None:
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.runs import remember
 
-    if run_dir is None:
-        return
-    record = {"symmetries": list(symmetries), "augment": augment_record,
-              "plan": dataclasses.asdict(plan)}
-    atomic_write_bytes(Path(run_dir) / PLAN_FILE, json.dumps(record, indent=2).encode())
+    if run_dir is not None:
+        remember(run_dir, PLAN_KEY, {"symmetries": list(symmetries), "augment": augment_record,
+                                     "plan": dataclasses.asdict(plan)})
 
 
 def _ceiling(planned_epochs: int) -> int:
