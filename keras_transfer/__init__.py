@@ -35,7 +35,7 @@ from keras_transfer.errors import (
 # `kt.explain` is the function; it shadows the subpackage's name here (import its modules with
 # `from keras_transfer.explain import ...`).
 from keras_transfer.explain import explain
-from keras_transfer.heads import build_image_classifier
+from keras_transfer.heads import build_image_classifier, build_segmenter
 from keras_transfer.layers import ImagePreprocessing
 from keras_transfer.recipes import discriminative as _discriminative  # noqa: F401 - registers the optimizer for load_model
 # Text models; importing registers the text block maps (freeze/describe) and the text layers.
@@ -45,6 +45,26 @@ from keras_transfer.text import (
     build_text_backbone,
     build_text_classifier,
 )
+
+from keras_transfer.tasks import Task, TaskModel, get_task, list_tasks, task_of
+# `kt.export` / `kt.predict` are the task-dispatching functions; like `kt.explain` they shadow
+# the subpackage names here (import its modules with `from keras_transfer.export import ...`).
+from keras_transfer.tasks.api import export, predict
+
+
+def build_detector(kind: str, backbone="efficientnet_lite0", num_classes: int = 1, **options):
+    """Builds a detector (`keras_transfer.detection.build_detector`; imported on first use).
+
+    Example:
+    >>> import keras_transfer as kt
+    >>> kt.build_detector("ssd", "mobilenet_v2", num_classes=2, weights=None,
+    ...                   input_shape=(64, 64, 3)).task_name
+    'detection'
+    """
+    from keras_transfer.detection import build_detector as build
+
+    return build(kind, backbone, num_classes, **options)
+
 
 __version__ = "0.1.0"
 
@@ -57,3 +77,5 @@ __all__ = [
 __all__ += ["build_causal_lm", "build_question_answerer", "build_text_backbone",
             "build_text_classifier"]
 __all__ += ["compare_backbones"]
+__all__ += ["Task", "TaskModel", "build_detector", "build_segmenter", "export", "get_task",
+            "list_tasks", "predict", "task_of"]

@@ -26,7 +26,7 @@ class DetectorKind:
 
     name: str
     build: Callable[..., keras.Model]
-    compile: Callable[[keras.Model, float], None]
+    compile: Callable[[keras.Model, keras.optimizers.Optimizer], None]
     description: str
     options: tuple[str, ...] = ()
 
@@ -35,9 +35,9 @@ def _build_yolov8(pyramid, num_classes, fpn_depth: int = 1):
     return _keras_cv.yolov8_detector(pyramid, num_classes, fpn_depth=fpn_depth)
 
 
-def _compile_yolov8(model, learning_rate):
+def _compile_yolov8(model, optimizer):
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=10.0),
+        optimizer=optimizer,
         box_loss="ciou", classification_loss="binary_crossentropy", jit_compile=False,
     )
 
@@ -48,9 +48,8 @@ def _build_retinanet(pyramid, num_classes, **options):
     return build_retinanet(pyramid, num_classes, **options)
 
 
-def _compile_retinanet(model, learning_rate):
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=10.0),
-                  jit_compile=False)
+def _compile_retinanet(model, optimizer):
+    model.compile(optimizer=optimizer, jit_compile=False)
 
 
 def _build_ssd(pyramid, num_classes, **options):
@@ -59,9 +58,8 @@ def _build_ssd(pyramid, num_classes, **options):
     return SSDDetector(pyramid, num_classes, name="ssd", **options)
 
 
-def _compile_ssd(model, learning_rate):
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=10.0),
-                  jit_compile=False)
+def _compile_ssd(model, optimizer):
+    model.compile(optimizer=optimizer, jit_compile=False)
 
 
 def _build_faster_rcnn(pyramid, num_classes, **options):
@@ -200,4 +198,19 @@ def compile_detector(model: keras.Model, learning_rate: float = 1e-3) -> None:
     Example:
     >>> # set_detector_trainable(detector, "all"); compile_detector(detector, 1e-4)
     """
-    KINDS[detector_kind(model)].compile(model, learning_rate)
+    KINDS[detector_kind(model)].compile(model, detector_optimizer(model, learning_rate))
+
+
+def detector_optimizer(model: keras.Model, learning_rate, weight_decay: float | None = None
+                       ) -> keras.optimizers.Optimizer:
+    """Adam (AdamW with `weight_decay`) with the gradient norm clipped at 10: detection losses
+    spike on the first batches of a random head.
+
+    Example:
+    >>> detector_optimizer(None, 1e-3).global_clipnorm
+    10.0
+    """
+    if weight_decay:
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay,
+                                      global_clipnorm=10.0)
+    return keras.optimizers.Adam(learning_rate, global_clipnorm=10.0)

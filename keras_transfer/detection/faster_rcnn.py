@@ -115,6 +115,8 @@ class FasterRCNNDetector(keras.Model):
     (None, 32, 2, 4)
     """
 
+    task_name = "detection"  # what keras_transfer.tasks.task_of reads
+
     def __init__(
         self,
         backbone: PyramidBackbone,

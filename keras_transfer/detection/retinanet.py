@@ -24,6 +24,8 @@ class RetinaNetDetector(keras_hub.models.RetinaNetObjectDetector):
     'keras_transfer>RetinaNetDetector'
     """
 
+    task_name = "detection"  # what keras_transfer.tasks.task_of reads
+
     def compute_loss(self, x, y, y_pred, sample_weight=None, **kwargs):
         if isinstance(y, dict) and "classes" in y:
             y = {"boxes": y["boxes"], "labels": y["classes"]}

@@ -78,6 +78,8 @@ class SSDDetector(keras.Model):
     (None, 336, 3)
     """
 
+    task_name = "detection"  # what keras_transfer.tasks.task_of reads
+
     def __init__(
         self,
         backbone: PyramidBackbone,

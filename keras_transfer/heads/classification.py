@@ -8,13 +8,10 @@ from typing import Sequence
 import keras
 
 from keras_transfer.backbones import build_backbone
+from keras_transfer.tasks.base import TaskModel
+from keras_transfer.tasks.image import HEADS
 
-TASKS = {
-    # task: (activation, default loss, default metrics)
-    "single_label": ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
-    "multi_label": ("sigmoid", "binary_crossentropy", ["binary_accuracy"]),
-    "regression": ("linear", "mse", ["mae"]),
-}
+TASKS = HEADS  # head: (activation, default loss, default metrics)
 
 
 def build_image_classifier(
@@ -83,7 +80,8 @@ def build_image_classifier(
     outputs = keras.layers.Dense(
         num_classes, activation=activation, dtype="float32", name="predictions"
     )(x)
-    model = keras.Model(inputs, outputs, name=f"{backbone.name}_{task}_classifier")
+    model = TaskModel(inputs, outputs, name=f"{backbone.name}_{task}_classifier",
+                      task="image_classification", task_config={"head": task})
     if compile:
         model.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     return model

@@ -19,6 +19,7 @@ from keras_transfer.backbones import blocks as _blocks
 from keras_transfer.backbones import build_backbone, find_backbone, get_spec, list_backbones
 from keras_transfer.backbones.blocks import set_trainable_blocks
 from keras_transfer.errors import BadInputError
+from keras_transfer.tasks.base import TaskModel
 
 # DeepLab's atrous rates (6, 12, 18) go with a ~32-pixel map (513 px crops at stride 16); the
 # defaults keep that ratio to the map's side, so small inputs get small rates.
@@ -273,7 +274,9 @@ def build_segmenter(
     x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
     x = _resize(x, image_size, "upsample_logits")
     outputs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name=f"{spec.name}_{kind}")
+    model = TaskModel(inputs, outputs, name=f"{spec.name}_{kind}", task="segmentation",
+                      task_config={"kind": kind, "num_classes": num_classes,
+                                   "ignore_class": ignore_class})
     set_trainable_blocks(model, trainable_blocks, train_batchnorm=train_batchnorm)
     if compile:
         compile_segmenter(model, num_classes, learning_rate=learning_rate,
@@ -288,6 +291,7 @@ def compile_segmenter(
     learning_rate: float = 1e-3,
     optimizer: keras.optimizers.Optimizer | None = None,
     ignore_class: int | None = None,
+    loss: keras.losses.Loss | str | None = None,
 ) -> keras.Model:
     """Compiles (again, e.g. after unfreezing) with sparse cross-entropy, pixel accuracy, mean IoU.
 
@@ -301,7 +305,7 @@ def compile_segmenter(
 
     model.compile(
         optimizer or keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=ignore_class),
+        loss=loss or keras.losses.SparseCategoricalCrossentropy(ignore_class=ignore_class),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
                  mean_iou_metric(num_classes, ignore_class=ignore_class)],
     )

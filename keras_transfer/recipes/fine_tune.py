@@ -11,11 +11,13 @@ import tensorflow as tf
 
 from keras_transfer import distribute
 from keras_transfer.backbones import freeze, unfreeze
+from keras_transfer.errors import BadInputError
 from keras_transfer.recipes.budget import TimeBudget, WarmupCosine
 from keras_transfer.recipes.callbacks import EpochTimer, default_callbacks
 from keras_transfer.recipes.discriminative import discriminative_optimizer
 from keras_transfer.recipes.features import extract_features, split_at
 from keras_transfer.recipes.unfreezing import GradualUnfreezing
+from keras_transfer.tasks import task_of
 
 
 @dataclasses.dataclass
@@ -37,13 +39,13 @@ class RecipeHistory:
         return [v for _, logs in self.stages for v in logs.get(metric, [])]
 
 
-def _loss_and_metrics(model: keras.Model) -> tuple[str, list[str]]:
-    activation = model.get_layer("predictions").activation.__name__
-    if activation == "softmax":
-        return "sparse_categorical_crossentropy", ["accuracy"]
-    if activation == "sigmoid":
-        return "binary_crossentropy", ["binary_accuracy"]
-    return "mse", ["mae"]
+def _head_loss(model: keras.Model) -> tuple:
+    task = task_of(model)
+    if task.head_loss is None:
+        raise BadInputError(
+            f"feature_extraction: a {task.name} model's head cannot be trained on cached "
+            "backbone features; use fine_tune(..., head_on_cached_features=False).")
+    return task.head_loss(model)
 
 
 def feature_extraction(
@@ -101,9 +103,9 @@ def feature_extraction(
         if validation is not None:
             val = extract_features(features, validation, cache=cache,
                                    description="validation features", progress=progress)
-        default_loss, metrics = _loss_and_metrics(net)
-        head.compile(_optimizer(learning_rate, weight_decay), loss=loss or default_loss,
-                     metrics=metrics)
+        default_loss, metrics = _head_loss(net)
+        head.compile(task_of(net).optimizer(head, learning_rate, weight_decay),
+                     loss=loss or default_loss, metrics=metrics)
         timer = EpochTimer()
         if val is not None and patience:
             callbacks = [*callbacks, keras.callbacks.EarlyStopping(
@@ -122,25 +124,20 @@ def feature_extraction(
     return result
 
 
-def _optimizer(learning_rate, weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
-    if weight_decay:
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-    return keras.optimizers.Adam(learning_rate)
-
-
 def _recompile(model: keras.Model,
                learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
                discriminative: float | Mapping[str, float] | None = None, *,
                loss: keras.losses.Loss | str | None = None, weight_decay: float = 0.0) -> None:
-    default_loss, metrics = _loss_and_metrics(model)
-    loss = loss or default_loss
-    optimizer = _optimizer(learning_rate, weight_decay)
+    # The task's optimizer, loss, metrics and compile flags (a text model keeps AdamW and
+    # jit_compile=False, a segmenter its mean IoU and ignore class, a detector its losses).
+    task = task_of(model)
+    optimizer = task.optimizer(model, learning_rate, weight_decay or None)
     if discriminative is not None:
         if isinstance(discriminative, (int, float)):
             optimizer = discriminative_optimizer(model, optimizer, decay=float(discriminative))
         else:
             optimizer = discriminative_optimizer(model, optimizer, multipliers=discriminative)
-    model.compile(optimizer, loss=loss, metrics=metrics)
+    task.compile(model, optimizer, loss)
 
 
 def fine_tune(
@@ -154,7 +151,7 @@ def fine_tune(
     learning_rate: float = 1e-3,
     fine_tune_learning_rate: float = 1e-4,
     train_batchnorm: bool = False,
-    head_on_cached_features: bool = True,
+    head_on_cached_features: bool | None = None,
     class_weight: dict | None = None,
     discriminative: float | Mapping[str, float] | None = None,
     gradual_unfreezing: int | None = None,
@@ -217,6 +214,8 @@ def fine_tune(
         train = distribute.with_sharding(train, strategy)
         validation = distribute.with_sharding(validation, strategy)
     with distribute.training_scope(model, strategy) as net:
+        if head_on_cached_features is None:  # where the task's head can be split off
+            head_on_cached_features = task_of(net).head_loss is not None
         if head_epochs:
             if head_on_cached_features:
                 stage1 = feature_extraction(

@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from keras_transfer.backbones import freeze
 from keras_transfer.recipes.features import extract_features, split_at
-from keras_transfer.recipes.fine_tune import RecipeHistory, _optimizer, _recompile
+from keras_transfer.recipes.fine_tune import RecipeHistory, _recompile
+from keras_transfer.tasks.image import adam
 from keras_transfer.recipes.imbalance import (
     ImbalanceOption,
     choose_option,
@@ -124,7 +125,7 @@ def _fit_head(head: keras.Model, loss: keras.losses.Loss, x: np.ndarray, y: np.n
               val: tuple[np.ndarray, np.ndarray] | None, learning_rate: float,
               weight_decay: float, max_epochs: int, patience: int, batch_size: int,
               verbose: int | str) -> keras.callbacks.History:
-    head.compile(_optimizer(learning_rate, weight_decay), loss=loss, metrics=["accuracy"])
+    head.compile(adam(head, learning_rate, weight_decay), loss=loss, metrics=["accuracy"])
     callbacks = ([keras.callbacks.EarlyStopping("val_loss", patience=patience,
                                                 restore_best_weights=True)] if val else [])
     return head.fit(x, y, batch_size=batch_size, validation_data=val, shuffle=True,

@@ -13,6 +13,7 @@ import keras
 
 from keras_transfer.errors import BadInputError
 from keras_transfer.heads.classification import TASKS
+from keras_transfer.tasks.base import TaskModel
 from keras_transfer.text.backbones import (
     apply_trainability,
     build_text_preprocessor,
@@ -162,8 +163,9 @@ def build_text_classifier(
     activation, loss, metrics = TASKS[task]
     predictions = keras.layers.Dense(num_classes, activation=activation, dtype="float32",
                                      name="predictions")(x)
-    model = keras.Model(inputs if pairs else inputs[0], predictions,
-                        name=f"{family.name}_{task}_text_classifier")
+    model = TaskModel(inputs if pairs else inputs[0], predictions,
+                      name=f"{family.name}_{task}_text_classifier", task="text_classification",
+                      task_config={"head": task, "pairs": pairs})
     apply_trainability(model, trainable_layers, lora_rank)
     if lora_rank is None:
         _freeze_unused_pooler(model, pooling)

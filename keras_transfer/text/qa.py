@@ -33,6 +33,7 @@ from keras_transfer.text.backbones import (
     sequence_output,
     text_trunk,
 )
+from keras_transfer.tasks.base import TaskModel
 from keras_transfer.text.heads import _compile
 from keras_transfer.text.layers import SpanProbabilities, TextPreprocessing, run_preprocessor
 
@@ -75,18 +76,28 @@ def build_question_answerer(
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     logits = keras.layers.Dense(2, dtype="float32", name="span_logits")(x)
     start, end = SpanProbabilities(name="span")(logits, tokens["padding_mask"])
-    model = keras.Model(inputs, {"start": start, "end": end},
-                        name=f"{family.name}_question_answerer")
+    model = TaskModel(inputs, {"start": start, "end": end},
+                      name=f"{family.name}_question_answerer", task="question_answering")
     apply_trainability(model, trainable_layers, lora_rank)
     if lora_rank is None and "pooler" in [name for name, _ in family.tail]:
         from keras_transfer.backbones.blocks import set_trainable
 
         set_trainable(model, {"pooler": False})  # QA reads tokens; the pooler gets no gradient
     if compile:
-        loss = {key: "sparse_categorical_crossentropy" for key in ("start", "end")}
-        metrics = {"start": ["accuracy"], "end": ["accuracy"]}
+        loss, metrics = span_loss(model)
         _compile(model, loss, metrics, learning_rate, layer_decay, lora_rank)
     return model
+
+
+def span_loss(model: keras.Model) -> tuple[dict, dict]:
+    """The QA loss and metrics: cross-entropy and accuracy of the start and end positions.
+
+    Example:
+    >>> span_loss(None)[0]["start"]
+    'sparse_categorical_crossentropy'
+    """
+    loss = {key: "sparse_categorical_crossentropy" for key in ("start", "end")}
+    return loss, {"start": ["accuracy"], "end": ["accuracy"]}
 
 
 # ----------------------------------------------------------------------------- alignment

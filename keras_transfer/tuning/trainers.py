@@ -88,7 +88,8 @@ def staged_trial(model: keras.Model, train, validation, *, class_names: Sequence
     from keras_transfer.evaluate import classification_report, evaluate_classifier
     from keras_transfer.recipes import extract_features, fine_tune, split_at
     from keras_transfer.recipes.callbacks import EpochTimer
-    from keras_transfer.recipes.fine_tune import RecipeHistory, _loss_and_metrics
+    from keras_transfer.recipes.fine_tune import RecipeHistory
+    from keras_transfer.tasks import task_of
 
     freeze(model)  # the whole backbone, as recipes.feature_extraction does
     try:
@@ -110,8 +111,9 @@ def staged_trial(model: keras.Model, train, validation, *, class_names: Sequence
     if epochs and cached and replay_epoch:
         for _ in train:
             pass
-    loss, metrics = _loss_and_metrics(model)
-    head.compile(keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    task = task_of(model)
+    loss, metrics = task.head_loss(model)
+    head.compile(task.optimizer(head, learning_rate), loss=loss, metrics=metrics)
     callbacks = [EpochTimer(), *_early_stopping(early_stopping)]
     fitted = head.fit(x, y, batch_size=64, epochs=head_epochs, validation_data=(x_val, y_val),
                       shuffle=True, callbacks=callbacks, verbose=verbose)

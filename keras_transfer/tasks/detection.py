@@ -1,0 +1,61 @@
+"""Object detection (YOLOv8, RetinaNet, SSD, Faster R-CNN): the task entry and its adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_transfer.errors import BadInputError
+from keras_transfer.tasks.base import Task, register_class_rule, register_task
+
+
+def _optimizer(model: keras.Model, learning_rate: Any, weight_decay: float | None = None):
+    from keras_transfer.detection.builders import detector_optimizer
+
+    return detector_optimizer(model, learning_rate, weight_decay)
+
+
+def compile_detector(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                     loss: Any = None) -> None:
+    """Compiles a detector with its kind's losses (a detector's losses cannot be replaced).
+
+    Example:
+    >>> # compile_detector(detector, keras.optimizers.Adam(1e-4))
+    """
+    from keras_transfer.detection.builders import KINDS, detector_kind
+
+    if loss is not None:
+        raise BadInputError("loss=: a detector trains with its kind's box and class losses; "
+                            "they cannot be replaced.")
+    KINDS[detector_kind(model)].compile(model, optimizer)
+
+
+def _build(*args, **kwargs) -> keras.Model:
+    from keras_transfer.detection.builders import build_detector
+
+    return build_detector(*args, **kwargs)
+
+
+def _export(model: keras.Model, directory, **options) -> dict:
+    from keras_transfer.detection.export import export_detector
+
+    return export_detector(model, directory, **options)
+
+
+def _is_yolov8(model: keras.Model) -> bool:
+    from keras_transfer.detection._keras_cv import is_yolov8
+
+    return is_yolov8(model)
+
+
+DETECTION = register_task(Task(
+    name="detection", alias="detection",
+    description="object detection: YOLOv8, RetinaNet, SSDLite-style or Faster R-CNN on a "
+                "registered backbone's strides 8/16/32, boxes after NMS",
+    inputs="images", build=_build, optimizer=_optimizer, compile=compile_detector,
+    head_loss=None, default_learning_rate=1e-3, quantizations=("float32",),
+    export=_export,
+))
+
+register_class_rule(_is_yolov8, "detection")  # keras-cv's class; ours carry task_name

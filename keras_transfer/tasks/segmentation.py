@@ -1,0 +1,48 @@
+"""Semantic segmentation (DeepLabV3+, U-Net): the task entry and its adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_transfer.tasks.base import Task, register_task, task_config_of
+from keras_transfer.tasks.image import adam
+
+
+def compile_segmenter(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                      loss: Any = None) -> None:
+    """Sparse cross-entropy (or `loss`), pixel accuracy and mean IoU, honouring the ignore class.
+
+    Example:
+    >>> # compile_segmenter(model, keras.optimizers.Adam(1e-4))
+    """
+    from keras_transfer.heads.segmentation import compile_segmenter as compile_with
+
+    config = task_config_of(model)
+    num_classes = config.get("num_classes") or int(model.output_shape[-1])
+    compile_with(model, num_classes, optimizer=optimizer, loss=loss,
+                 ignore_class=config.get("ignore_class"))
+
+
+def _build(*args, **kwargs) -> keras.Model:
+    from keras_transfer.heads.segmentation import build_segmenter
+
+    return build_segmenter(*args, **kwargs)
+
+
+def _export(model: keras.Model, directory, **options) -> dict:
+    from keras_transfer.export.core import export
+
+    return export(model, directory, **options)
+
+
+SEGMENTATION = register_task(Task(
+    name="segmentation", alias="segmentation",
+    description="semantic segmentation: DeepLabV3+ or U-Net on a registered CNN backbone, "
+                "per-pixel softmax at the input resolution",
+    inputs="images", build=_build, optimizer=adam, compile=compile_segmenter,
+    head_loss=None, default_learning_rate=1e-3,
+    quantizations=("float32", "float16", "dynamic", "int8"),
+    export=_export, predict=None,
+))
