@@ -52,19 +52,9 @@ from keras_transfer.tasks import Task, TaskModel, get_task, list_tasks, task_of
 from keras_transfer.tasks.api import export, predict
 
 
-def build_detector(kind: str, backbone="efficientnet_lite0", num_classes: int = 1, **options):
-    """Builds a detector (`keras_transfer.detection.build_detector`; imported on first use).
-
-    Example:
-    >>> import keras_transfer as kt
-    >>> kt.build_detector("ssd", "mobilenet_v2", num_classes=2, weights=None,
-    ...                   input_shape=(64, 64, 3)).task_name
-    'detection'
-    """
-    from keras_transfer.detection import build_detector as build
-
-    return build(kind, backbone, num_classes, **options)
-
+# Importing registers the detector classes (load_model with safe_mode after `import
+# keras_transfer`); keras-cv is imported only by the YOLOv8 builder.
+from keras_transfer.detection import build_detector
 
 __version__ = "0.1.0"
 
