@@ -172,7 +172,13 @@ def fine_tune(
     mode. Starting stage 2 from a trained head keeps large random-head gradients from wrecking
     the pretrained features (the keras.io guide's and fastai's `fine_tune` advice).
 
+    Works on every task (`keras_transfer.tasks`): the model's task gives the optimizer, loss,
+    metrics and compile flags of both stages; a task without a head apart from its backbone
+    (a causal LM) skips stage 1.
+
     Args:
+        head_on_cached_features: train stage 1 on backbone features computed once; None: where
+            the task's head can be split from the backbone (image classifiers), else on images.
         discriminative: stage-2 learning-rate multipliers per block: a decay factor (the last
             block trains at ``decay`` × the rate, the one before at ``decay**2``…, the head at
             the full rate) or a ``{block or "head": multiplier}`` mapping; None: one rate.
@@ -214,8 +220,13 @@ def fine_tune(
         train = distribute.with_sharding(train, strategy)
         validation = distribute.with_sharding(validation, strategy)
     with distribute.training_scope(model, strategy) as net:
+        task = task_of(net)
         if head_on_cached_features is None:  # where the task's head can be split off
-            head_on_cached_features = task_of(net).head_loss is not None
+            head_on_cached_features = task.head_loss is not None
+        if head_epochs and not task.separate_head:
+            print(f"[fine_tune] a {task.name} model has no head apart from its backbone: "
+                  "no head stage, fine-tuning starts at once.", flush=True)
+            head_epochs = 0
         if head_epochs:
             if head_on_cached_features:
                 stage1 = feature_extraction(

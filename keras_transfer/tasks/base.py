@@ -93,6 +93,9 @@ class Task:
             backbone features; None where the head cannot be split from the backbone.
         default_learning_rate: the stage-1 (head) rate of the recipes.
         quantizations: the TFLite flavours the task's ops allow.
+        separate_head: the model has a head apart from the backbone that can be trained on a
+            frozen backbone first (a causal LM's output layer is its tied token embedding, so
+            its staged recipes skip the head stage).
         export: ``export(model, directory, **options)`` → the metadata dict.
         predict: ``predict(artifact, inputs, **options)`` → what the task means (labels,
             masks, boxes, answers, text).
@@ -108,6 +111,7 @@ class Task:
     head_loss: Callable[[keras.Model], tuple[Any, Any]] | None
     default_learning_rate: float
     quantizations: tuple[str, ...]
+    separate_head: bool = True
     export: Callable[..., dict] | None = None
     predict: Callable[..., Any] | None = None
 

@@ -107,7 +107,7 @@ CAUSAL_LM = register_task(Task(
     inputs="texts", build=_build_lm, optimizer=text_adamw,
     compile=_compile_with(lambda model: (_lm_loss(), [keras.metrics.SparseCategoricalAccuracy()]),
                           None, weighted=True),
-    head_loss=None, default_learning_rate=5e-5, quantizations=(),
+    head_loss=None, default_learning_rate=5e-5, quantizations=(), separate_head=False,
 ))
 
 register_class_rule(is_causal_lm, "causal_lm")
