@@ -10,9 +10,34 @@ else in keras-transfer uses keras-hub's public API only.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from keras_transfer.compat import checked_by, incompatible
 from keras_transfer.errors import WeightsUnavailableError, require
+
+
+def check() -> None:
+    """Raises `CompatError` unless the installed keras-hub has the timm EfficientNet table and
+    its config converter, as used here.
+
+    Example:
+    >>> check()
+    """
+    require("keras_hub", extra="dev", feature="keras-hub backbones")
+    try:
+        from keras_hub.src.utils.timm import convert_efficientnet
+    except ImportError as error:
+        raise incompatible("keras_hub", f"no module keras_hub.src.utils.timm.convert_efficientnet "
+                           f"({error})", ("keras_hub", "keras")) from error
+    table = getattr(convert_efficientnet, "VARIANT_MAP", None)
+    if not isinstance(table, dict) or "lite0" not in table:
+        raise incompatible("keras_hub", "convert_efficientnet.VARIANT_MAP is not a dict of timm "
+                           "variants holding 'lite0'", ("keras_hub", "keras"))
+    convert = getattr(convert_efficientnet, "convert_backbone_config", None)
+    if convert is None or len(inspect.signature(convert).parameters) != 1:
+        raise incompatible("keras_hub", "convert_efficientnet.convert_backbone_config(timm_config) "
+                           "is gone or takes other arguments", ("keras_hub", "keras"))
 
 
 def timm_efficientnet_variants() -> dict[str, dict[str, Any]]:
@@ -31,9 +56,11 @@ def timm_efficientnet_variants() -> dict[str, dict[str, Any]]:
         raise WeightsUnavailableError(
             f"keras-hub {getattr(keras_hub, '__version__', '?')} has no timm EfficientNet variant "
             "table (keras_hub.src.utils.timm.convert_efficientnet.VARIANT_MAP), which loading "
-            "EfficientNet-Lite1/Lite2 presets needs; install keras-hub>=0.20,<0.33.") from error
+            "EfficientNet-Lite1/Lite2 presets needs; install keras-hub>=0.20,<0.33 "
+            "(shim: keras_transfer.compat.keras_hub).") from error
 
 
+@checked_by(check)
 def timm_efficientnet_config(architecture: str) -> dict[str, Any]:
     """The `EfficientNetBackbone` arguments keras-hub derives from a timm architecture name.
 

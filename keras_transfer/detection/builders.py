@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Sequence
+from typing import Callable
 
 import keras
 
@@ -18,6 +18,14 @@ from keras_transfer.backbones.registry import build_backbone
 from keras_transfer.detection import _keras_cv
 from keras_transfer.detection.pyramid import PyramidBackbone, set_detector_trainable
 from keras_transfer.errors import BadInputError
+from keras_transfer.heads.classification import (
+    TrainableBlocks,
+    apply_trainable_blocks,
+    check_input_shape,
+    check_num_classes,
+    check_trainable_blocks,
+)
+from keras_transfer.tasks.base import get_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,27 +116,33 @@ def build_detector(
     *,
     weights: str | os.PathLike | None = "imagenet",
     input_shape: tuple[int, int, int] = (128, 128, 3),
-    trainable_blocks: int | str | Sequence[str] | None = "all",
+    trainable_blocks: TrainableBlocks = "all",
     train_batchnorm: bool = False,
     compile: bool = True,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     **head_options,
 ) -> keras.Model:
     """Builds an object detector of one `kind` on a (pretrained) registry backbone.
 
+    Every builder shares ``weights``, ``trainable_blocks``, ``compile`` and ``learning_rate``;
+    a bad argument raises `BadInputError` naming it, before anything is built.
+
     Args:
         kind: ``"yolov8"``, ``"retinanet"``, ``"ssd"`` or ``"faster_rcnn"`` (see
-            `list_detectors()`).
+            `list_detectors()`; positional or ``kind=``).
         backbone: a registry name (`list_backbones()`, ``"hub:<preset>"``) or a model from
             `build_backbone`; it needs blocks ending at strides 8, 16 and 32.
         num_classes: object classes (no background class; ids 0 … num_classes - 1).
         weights: backbone weights, as in `build_backbone` (``"imagenet"``: the offline asset
             for ``efficientnet_lite0``, a download for others; None: random).
         input_shape: fixed ``(height, width, 3)``; sides should be multiples of 32.
-        trainable_blocks: which backbone blocks train (``"all"``, an int N = the last N blocks,
-            0/None = frozen, or a list of names); the neck and head always train.
+        trainable_blocks: which backbone blocks train: ``"all"`` (the default), an int N = the
+            last N blocks, 0/None = frozen, or a list of block names; the neck and head always
+            train.
         train_batchnorm: let the backbone's BatchNormalization layers train.
-        compile: compile with Adam(`learning_rate`, clipnorm 10) and the kind's losses.
+        compile: compile with the ``detection`` task's defaults: Adam (gradient norm clipped at
+            10) and the kind's losses.
+        learning_rate: default: the task's ``default_learning_rate`` (1e-3).
         **head_options: per kind: ``yolov8``: ``fpn_depth``; ``retinanet``: ``max_level``,
             ``head_convs``, ``anchor_size``; ``ssd``: ``extra_levels``, ``head_width``,
             ``min_scale``, ``max_scale``, ``aspect_ratios``, ``negative_ratio``;
@@ -145,12 +159,28 @@ def build_detector(
     >>> detector.output["class_logits"].shape
     (None, 336, 4)
     """
+    input_shape = _check_detector_arguments(kind, backbone, num_classes, input_shape,
+                                            trainable_blocks, head_options)
+    if isinstance(backbone, str):
+        backbone = build_backbone(backbone, weights=weights, input_shape=input_shape)
+    pyramid = PyramidBackbone.from_backbone(backbone)
+    model = KINDS[kind].build(pyramid, int(num_classes), **head_options)
+    apply_trainable_blocks(model, trainable_blocks, apply=set_detector_trainable,
+                           train_batchnorm=train_batchnorm)
+    if compile:
+        compile_detector(model, learning_rate)
+    return model
+
+
+def _check_detector_arguments(kind, backbone, num_classes, input_shape, trainable_blocks,
+                              head_options) -> tuple[int, int, int]:
     if kind not in KINDS:
-        raise BadInputError(f"Unknown detector kind {kind!r}; choose one of {list(KINDS)}.")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise BadInputError(f"num_classes={num_classes!r}: expected a positive integer.")
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or any(side % 32 for side in input_shape[:2]):
+        raise BadInputError(f"kind={kind!r}: Unknown detector kind; choose one of "
+                            f"{list(KINDS)}.")
+    check_num_classes(num_classes)
+    check_trainable_blocks(trainable_blocks)
+    shape = check_input_shape(input_shape, backbone)
+    if shape is None or any(side % 32 for side in shape[:2]):
         raise BadInputError(
             f"input_shape={input_shape}: a detector needs (height, width, 3) with sides that "
             "are multiples of 32 (features at strides 8, 16 and 32)."
@@ -161,14 +191,7 @@ def build_detector(
             f"build_detector({kind!r}): unknown option(s) {unknown}; {kind} takes "
             f"{list(KINDS[kind].options)}."
         )
-    if isinstance(backbone, str):
-        backbone = build_backbone(backbone, weights=weights, input_shape=input_shape)
-    pyramid = PyramidBackbone.from_backbone(backbone)
-    model = KINDS[kind].build(pyramid, num_classes, **head_options)
-    set_detector_trainable(model, trainable_blocks, train_batchnorm=train_batchnorm)
-    if compile:
-        compile_detector(model, learning_rate)
-    return model
+    return shape
 
 
 def detector_kind(model: keras.Model) -> str:
@@ -192,13 +215,14 @@ def detector_kind(model: keras.Model) -> str:
     raise BadInputError(f"Model '{model.name}' is not a detector built by build_detector().")
 
 
-def compile_detector(model: keras.Model, learning_rate: float = 1e-3) -> None:
-    """(Re)compiles a detector with its kind's losses (after changing what is trainable).
+def compile_detector(model: keras.Model, learning_rate: float | None = None) -> None:
+    """(Re)compiles a detector with the ``detection`` task's defaults: `detector_optimizer`
+    at `learning_rate` (default: the task's, 1e-3) and its kind's losses.
 
     Example:
     >>> # set_detector_trainable(detector, "all"); compile_detector(detector, 1e-4)
     """
-    KINDS[detector_kind(model)].compile(model, detector_optimizer(model, learning_rate))
+    get_task("detection").compile_model(model, learning_rate)
 
 
 def detector_optimizer(model: keras.Model, learning_rate, weight_decay: float | None = None

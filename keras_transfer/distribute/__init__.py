@@ -18,10 +18,12 @@ TPUStrategy, tf.data auto-sharding, Keras' BackupAndRestore); this module only c
   worker must still save, because reading synchronised variables is a collective operation).
 - `WorkerBackupAndRestore`: fault tolerance; every worker restores from the chief's backup.
 
-Keras 3 (up to at least 3.15) fails inside `fit` under MultiWorkerMirroredStrategy
-(keras-team/keras#20585), and under MirroredStrategy when the first batch does not split evenly
-over the replicas; `resolve_strategy` installs a narrow fix when it returns a strategy with
-several replicas (see `keras_patch`).
+- `keras_fit_fixes(strategy)`: Keras 3 (up to at least 3.15) fails inside `fit` under
+  MultiWorkerMirroredStrategy (keras-team/keras#20585), and under MirroredStrategy when the first
+  batch does not split evenly over the replicas; a narrow fix of its TensorFlow trainer
+  (`keras_transfer.compat.keras_trainer`) holds while this block runs. `training_scope` enters
+  it, so every recipe has it; a `fit` of your own on a model built in a multi-replica scope
+  needs it too.
 """
 
 from keras_transfer.distribute.models import (
@@ -42,6 +44,7 @@ from keras_transfer.distribute.strategies import (
     auto_strategy_name,
     cluster_resolver_from_env,
     global_batch_size,
+    keras_fit_fixes,
     resolve_strategy,
     scale_learning_rate,
 )
@@ -71,6 +74,7 @@ __all__ = [
     "global_batch_size",
     "is_chief",
     "is_chief_task",
+    "keras_fit_fixes",
     "local_copy",
     "local_predict",
     "release_worker_dir",

@@ -8,7 +8,9 @@ from typing import Any, Callable, Iterator
 import keras
 import tensorflow as tf
 
-from keras_transfer.distribute.strategies import resolve_strategy
+from keras_transfer.compat.keras_internals import sublayers
+from keras_transfer.distribute.strategies import keras_fit_fixes, resolve_strategy
+
 
 def variables_in_scope(model: keras.Model, strategy: tf.distribute.Strategy) -> bool:
     """True when every variable of `model` was created under `strategy`'s scope.
@@ -32,8 +34,7 @@ def copy_trainable_flags(source: keras.Model, target: keras.Model) -> None:
     >>> b.layers[0].trainable
     False
     """
-    for a, b in zip(source._flatten_layers(include_self=False),
-                    target._flatten_layers(include_self=False)):
+    for a, b in zip(sublayers(source), sublayers(target)):
         b.trainable = a.trainable
 
 
@@ -98,7 +99,11 @@ def training_scope(model: keras.Model,
     That is `model` itself when its variables already belong to the strategy (it was built in
     ``strategy.scope()``), else a copy built in the scope; on a normal exit the copy's weights
     and trainable flags go back into `model`, so the caller's model is the trained one either
-    way. With `strategy` None or ``"default"`` nothing changes (no scope is entered).
+    way. With `strategy` None or ``"default"`` no scope is entered: a model built in a
+    strategy's scope trains under that strategy anyway.
+
+    Under a strategy of several replicas the block runs with `keras_fit_fixes` (two Keras bugs
+    in `fit` under tf.distribute), whether the strategy is given or the model's own.
 
     Example:
     >>> import numpy as np
@@ -112,9 +117,11 @@ def training_scope(model: keras.Model,
     strategy = resolve_strategy(strategy) if strategy is not None else None
     if strategy is None or (strategy is tf.distribute.get_strategy()
                             and not tf.distribute.has_strategy()):
-        yield model  # no strategy, or TensorFlow's default one: plain Keras, no scope
+        # No strategy, or TensorFlow's default one: no scope; `fit` uses the model's own.
+        with keras_fit_fixes(getattr(model, "distribute_strategy", None)):
+            yield model
         return
-    with strategy.scope():
+    with strategy.scope(), keras_fit_fixes(strategy):
         net = model if variables_in_scope(model, strategy) else clone_into(model, strategy)
         yield net
     if net is not model:

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_transfer.compat.tensorflow_internals import dataset_graph_def
 from keras_transfer.distribute.workers import worker_info
 
 # tf.data ops, by what they say about where the data comes from (see `shard_policy`).
@@ -75,9 +76,7 @@ def _looks_like_file(value: str) -> bool:
 
 def _dataset_graph(dataset: tf.data.Dataset) -> tuple[set[str], set[str], set[str]]:
     """(op types, string constants, list_files patterns) of a dataset's graph and functions."""
-    serialized = dataset._as_serialized_graph(  # the graph tf.data's own auto-sharding rewrites
-        external_state_policy=tf.data.experimental.ExternalStatePolicy.IGNORE)
-    graph = tf.compat.v1.GraphDef.FromString(serialized.numpy())
+    graph = dataset_graph_def(dataset)  # the graph tf.data's own auto-sharding rewrites
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     by_name = {n.name: n for n in nodes}
     ops = {n.op for n in nodes}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import keras
 import tensorflow as tf
 
+from keras_transfer.compat import keras_trainer
 from keras_transfer.errors import BadInputError, KerasTransferError
 
 STRATEGIES = ("default", "auto", "mirrored", "multi_worker", "tpu", "one_device")
@@ -53,14 +55,9 @@ def resolve_strategy(
     >>> resolve_strategy("one_device", devices=["/cpu:0"]).extended.worker_devices
     ('/job:localhost/replica:0/task:0/device:CPU:0',)
     """
-    # Imported here: the patch module needs `_is_multi_worker` from this one.
-    from keras_transfer.distribute.keras_patch import patch_keras_tf_trainer
-
     if strategy is None:
         strategy = "default"
     if isinstance(strategy, tf.distribute.Strategy):
-        if strategy.num_replicas_in_sync > 1:
-            patch_keras_tf_trainer()
         return strategy
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise BadInputError(f"strategy={strategy!r}: expected one of {', '.join(STRATEGIES)}.")
@@ -75,9 +72,32 @@ def resolve_strategy(
     key = (strategy, tuple(devices or ()), tpu, timeout_seconds)
     if key not in _CREATED:
         _CREATED[key] = _create(strategy, devices, tpu, timeout_seconds)
-        if _CREATED[key].num_replicas_in_sync > 1:
-            patch_keras_tf_trainer()
     return _CREATED[key]
+
+
+@contextlib.contextmanager
+def keras_fit_fixes(strategy: tf.distribute.Strategy | None) -> Iterator[bool]:
+    """Runs the block with Keras' TensorFlow trainer fixed for `strategy`; yields whether the
+    fixes are on.
+
+    Keras 3 (up to at least 3.15) fails inside `fit` under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585), and under MirroredStrategy when the first batch does not split
+    evenly over the replicas (`keras_transfer.compat.keras_trainer` has the details). With
+    `strategy` None or of one replica nothing changes; otherwise the fixes hold until the block
+    exits. `training_scope` (so every recipe) trains inside one; a `fit` of your own on a model
+    built in a multi-replica ``strategy.scope()`` needs one too.
+
+    Example:
+    >>> with keras_fit_fixes(resolve_strategy("one_device", devices=["/cpu:0"])) as fixed:
+    ...     pass  # model.fit(...) here
+    >>> fixed  # one replica: Keras' own trainer
+    False
+    """
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        yield False
+        return
+    with keras_trainer.distributed_fit_fixes(_is_multi_worker) as no_op_reason:
+        yield no_op_reason is None
 
 
 def auto_strategy_name() -> str:

@@ -17,9 +17,17 @@ import keras
 
 from keras_transfer.backbones import blocks as _blocks
 from keras_transfer.backbones import build_backbone, find_backbone, get_spec, list_backbones
-from keras_transfer.backbones.blocks import set_trainable_blocks
 from keras_transfer.errors import BadInputError
-from keras_transfer.tasks.base import TaskModel
+from keras_transfer.heads.classification import (
+    TrainableBlocks,
+    apply_trainable_blocks,
+    check_choice,
+    check_input_shape,
+    check_num_classes,
+    check_rate,
+    check_trainable_blocks,
+)
+from keras_transfer.tasks.base import TaskModel, get_task
 
 # DeepLab's atrous rates (6, 12, 18) go with a ~32-pixel map (513 px crops at stride 16); the
 # defaults keep that ratio to the map's side, so small inputs get small rates.
@@ -198,7 +206,7 @@ def build_segmenter(
     *,
     weights: str | os.PathLike | None = "imagenet",
     input_shape: tuple[int, int, int] | None = None,
-    trainable_blocks: int | str | Sequence[str] | None = 0,
+    trainable_blocks: TrainableBlocks = 0,
     train_batchnorm: bool = False,
     feature_blocks: Sequence[str] | None = None,
     filters: int | None = None,
@@ -206,7 +214,7 @@ def build_segmenter(
     dropout: float = 0.1,
     ignore_class: int | None = None,
     compile: bool = True,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
 ) -> keras.Model:
     """Builds a semantic segmentation model (DeepLabV3+ or U-Net) on a pretrained backbone.
 
@@ -214,13 +222,20 @@ def build_segmenter(
     probabilities ``(batch, H, W, num_classes)`` at the input resolution, from a float32 softmax
     layer named ``predictions``. Train it on integer masks ``(batch, H, W)``.
 
+    Every builder shares ``weights``, ``trainable_blocks``, ``compile`` and ``learning_rate``;
+    a bad argument raises `BadInputError` naming it, before anything is built.
+
     Args:
-        kind: ``"deeplab_v3_plus"`` or ``"unet"``.
+        kind: ``"deeplab_v3_plus"`` or ``"unet"`` (positional or ``kind=``).
         backbone: a registered backbone name (see `list_backbones()`) or a model from
             `build_backbone` (with a fixed input size).
         num_classes: classes, background included.
-        weights, input_shape: passed to `build_backbone` when `backbone` is a name.
-        trainable_blocks: which backbone blocks train; default 0 = frozen (the head trains).
+        weights: the backbone's weights when `backbone` is a name: ``"imagenet"``, a weights
+            file (loaded), or None (random).
+        input_shape: ``(height, width, 3)`` when `backbone` is a name; default: the size the
+            weights were trained at.
+        trainable_blocks: which backbone blocks train: 0/None = frozen (the default: the head
+            trains), an int N = the last N blocks, ``"all"``, or a list of block names.
         train_batchnorm: let the backbone's BatchNormalization layers train.
         feature_blocks: backbone blocks feeding the head, shallow to deep. Default: DeepLabV3+
             takes ``[last block at stride 4, last block]``; U-Net the last block at each stride.
@@ -229,8 +244,9 @@ def build_segmenter(
         atrous_rates: DeepLab's ASPP rates; default (6, 12, 18) scaled to the feature map.
         dropout: dropout rate before the per-pixel classifier (0 disables it).
         ignore_class: a mask value (e.g. 255) left out of the loss and the IoU metric.
-        compile: compile with Adam(`learning_rate`), sparse cross-entropy, pixel accuracy and
-            mean IoU.
+        compile: compile with the ``segmentation`` task's defaults: Adam, sparse
+            cross-entropy, pixel accuracy and mean IoU.
+        learning_rate: default: the task's ``default_learning_rate`` (1e-3).
 
     Example:
     >>> model = build_segmenter("unet", "mobilenet_v2", num_classes=3, weights=None,
@@ -238,12 +254,11 @@ def build_segmenter(
     >>> model.output_shape
     (None, 64, 64, 3)
     """
-    if kind not in SEGMENTERS:
-        raise BadInputError(f"kind={kind!r}: expected one of {sorted(SEGMENTERS)}.")
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise BadInputError(f"num_classes={num_classes!r}: expected an integer >= 2.")
-    if not 0.0 <= dropout < 1.0:
-        raise BadInputError(f"dropout={dropout!r}: expected a rate in [0, 1).")
+    check_choice("kind", kind, SEGMENTERS)
+    num_classes = check_num_classes(num_classes, minimum=2)
+    check_rate("dropout", dropout)
+    check_trainable_blocks(trainable_blocks)
+    check_input_shape(input_shape, backbone)
     if isinstance(backbone, str):
         if get_spec(backbone).name not in list_backbones():  # unknown names raise there
             raise BadInputError(
@@ -277,10 +292,9 @@ def build_segmenter(
     model = TaskModel(inputs, outputs, name=f"{spec.name}_{kind}", task="segmentation",
                       task_config={"kind": kind, "num_classes": num_classes,
                                    "ignore_class": ignore_class})
-    set_trainable_blocks(model, trainable_blocks, train_batchnorm=train_batchnorm)
-    if compile:
-        compile_segmenter(model, num_classes, learning_rate=learning_rate,
-                          ignore_class=ignore_class)
+    apply_trainable_blocks(model, trainable_blocks, train_batchnorm=train_batchnorm)
+    if compile:  # the task's optimizer, loss and metrics: the same defaults as the recipes
+        get_task("segmentation").compile_model(model, learning_rate)
     return model
 
 

@@ -7,14 +7,21 @@ converts), or ``"minilm_l6"`` (MiniLM-L6, shipped offline in the ``assets`` extr
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Sequence
 
 import keras
 
-from keras_transfer.backbones.blocks import set_trainable_blocks
+from keras_transfer.deprecation import renamed_keywords
 from keras_transfer.errors import BadInputError, UnknownBackboneError, require
+from keras_transfer.heads.classification import (
+    TrainableBlocks,
+    apply_trainable_blocks,
+    check_sequence_length,
+    check_trainable_blocks,
+)
 from keras_transfer.text.families import TextFamily, family_of
 from keras_transfer.text.layers import TextPreprocessing
 from keras_transfer.weights import resolve as wr
@@ -26,6 +33,45 @@ TEXT_OFFLINE_HINT = (
     "backbone.save_to_preset(dir) and tokenizer.save_to_preset(dir), or a Hugging Face model "
     "folder (config.json, model.safetensors, tokenizer files)."
 )
+
+
+# `weights=` of every text builder: the preset's own weights, or None for random ones.
+PRESET_WEIGHTS = "preset"
+
+
+def weights_from_flag(load_weights: bool) -> str | None:
+    """The ``weights=`` value of a deprecated ``load_weights=`` flag.
+
+    Example:
+    >>> weights_from_flag(True), weights_from_flag(False)
+    ('preset', None)
+    """
+    return PRESET_WEIGHTS if load_weights else None
+
+
+# Old keyword → new one, for every text builder (the old spellings warn, see deprecation).
+RENAMED = {"load_weights": ("weights", weights_from_flag),
+           "trainable_layers": "trainable_blocks"}
+
+
+def check_text_weights(weights: str | None) -> bool:
+    """Whether `weights` asks for the preset's weights (``"preset"``) or random ones (None);
+    anything else is a `BadInputError` naming ``weights``.
+
+    Text builders take the same ``weights=`` as image builders: a string means load, None
+    means random. The string is ``"preset"``: the weights come with the preset chosen by
+    ``backbone=`` (a keras-hub preset name or directory).
+
+    Example:
+    >>> check_text_weights("preset"), check_text_weights(None)
+    (True, False)
+    """
+    if weights is None or weights == PRESET_WEIGHTS:
+        return weights is not None
+    raise BadInputError(
+        f"weights={weights!r}: a text backbone loads the weights of its preset "
+        f"(weights={PRESET_WEIGHTS!r}, the default) or starts random (weights=None); choose "
+        "other weights by choosing the preset (a keras-hub preset name or a local directory).")
 
 
 def _keras_hub():
@@ -64,8 +110,11 @@ def _from_preset(loader, preset: str | os.PathLike, what: str, **kwargs):
         raise
 
 
-def load_text_backbone(preset: str | os.PathLike, *, load_weights: bool = True) -> keras.Model:
-    """Loads a keras-hub text backbone of a supported family (see `FAMILIES`).
+@renamed_keywords(load_weights=RENAMED["load_weights"])
+def load_text_backbone(preset: str | os.PathLike, *, weights: str | None = PRESET_WEIGHTS
+                       ) -> keras.Model:
+    """Loads a keras-hub text backbone of a supported family (see `FAMILIES`), with the
+    preset's weights (``weights="preset"``) or random ones (``weights=None``).
 
     Example:
     >>> import tempfile
@@ -74,24 +123,28 @@ def load_text_backbone(preset: str | os.PathLike, *, load_weights: bool = True) 
     'BertBackbone'
     """
     backbone = _from_preset(_keras_hub().models.Backbone.from_preset, preset, "weights",
-                            load_weights=load_weights)
+                            load_weights=check_text_weights(weights))
     family_of(backbone)  # raises UnknownBackboneError for an unsupported family
     return backbone
 
 
+@renamed_keywords(**RENAMED)
 def build_text_backbone(
     preset: str | os.PathLike,
     *,
-    load_weights: bool = True,
-    trainable_layers: int | str | Sequence[str] | None = "all",
+    weights: str | None = PRESET_WEIGHTS,
+    trainable_blocks: TrainableBlocks = "all",
     lora_rank: int | None = None,
 ) -> keras.Model:
     """A keras-hub text backbone with named blocks; freeze, unfreeze and describe work on it.
 
+    The old keywords ``load_weights=`` and ``trainable_layers=`` still work, with a
+    `DeprecationWarning`.
+
     Args:
         preset: a keras-hub preset name, a local preset directory, or ``"minilm_l6"``.
-        load_weights: False builds the architecture with random weights.
-        trainable_layers: which blocks train: ``"all"``, 0/None (frozen), an int N (the last N
+        weights: ``"preset"`` (the preset's weights) or None (random weights).
+        trainable_blocks: which blocks train: ``"all"``, 0/None (frozen), an int N (the last N
             blocks, the pooler or final norm counting as one) or a list of block names.
         lora_rank: enable LoRA adapters of this rank instead (base weights frozen).
 
@@ -103,13 +156,14 @@ def build_text_backbone(
     >>> from keras_transfer import describe
     >>> from keras_transfer.text.tiny import make_tiny_preset
     >>> backbone = build_text_backbone(str(make_tiny_preset("bert", tempfile.mkdtemp())),
-    ...                                trainable_layers=["layer_1"])
+    ...                                trainable_blocks=["layer_1"])
     >>> [row["status"] for row in describe(backbone, print_fn=None)]
     ['frozen', 'frozen', 'trainable', 'frozen']
     """
-    check_trainability(trainable_layers, lora_rank)
-    backbone = load_text_backbone(preset, load_weights=load_weights)
-    apply_trainability(backbone, trainable_layers, lora_rank)
+    check_text_weights(weights)
+    check_trainability(trainable_blocks, lora_rank)
+    backbone = load_text_backbone(preset, weights=weights)
+    apply_trainability(backbone, trainable_blocks, lora_rank)
     return backbone
 
 
@@ -134,10 +188,9 @@ def build_text_preprocessor(
     'GPT2Preprocessor'
     """
     keras_hub = _keras_hub()
-    if not isinstance(sequence_length, int) or sequence_length < 4:
-        raise BadInputError(f"sequence_length={sequence_length!r}: expected an integer >= 4.")
+    sequence_length = check_sequence_length(sequence_length)
     if family is None:
-        family = family_of(load_text_backbone(preset, load_weights=False))
+        family = family_of(load_text_backbone(preset, weights=None))
     tokenizer = _from_preset(keras_hub.models.Tokenizer.from_preset, preset, "tokenizer")
     cls = getattr(keras_hub.models, family.preprocessor)
     kwargs = dict(family.preprocessor_args)
@@ -150,12 +203,13 @@ def _max_length(backbone: keras.Model) -> int | None:
     return backbone.get_config().get("max_sequence_length")
 
 
+@renamed_keywords(load_weights=RENAMED["load_weights"])
 def text_trunk(
     preset: str | os.PathLike,
     *,
     input_names: Sequence[str],
     sequence_length: int,
-    load_weights: bool = True,
+    weights: str | None = PRESET_WEIGHTS,
     truncate: str = "round_robin",
 ):
     """Strings → tokens → backbone: the shared front of every text model.
@@ -172,7 +226,7 @@ def text_trunk(
     >>> sorted(trunk[3])
     ['pooled_output', 'sequence_output']
     """
-    backbone = load_text_backbone(preset, load_weights=load_weights)
+    backbone = load_text_backbone(preset, weights=weights)
     family = family_of(backbone)
     limit = _max_length(backbone)
     if limit is not None and sequence_length > limit:
@@ -197,24 +251,43 @@ def sequence_output(outputs):
     return outputs["sequence_output"] if isinstance(outputs, dict) else outputs
 
 
-def check_trainability(trainable_layers, lora_rank: int | None) -> None:
-    """Rejects a LoRA rank combined with a block selection (checked before anything loads)."""
-    if lora_rank is not None and trainable_layers != "all":
+def check_trainability(trainable_blocks: TrainableBlocks, lora_rank: int | None) -> None:
+    """Checks `trainable_blocks` and rejects a LoRA rank combined with a block selection
+    (before anything loads).
+
+    Example:
+    >>> check_trainability("all", 8)
+    >>> check_trainability(2, 8)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_transfer.errors.BadInputError: lora_rank=8 trains LoRA adapters in every block; ...
+    """
+    check_trainable_blocks(trainable_blocks)
+    if lora_rank is not None and (isinstance(lora_rank, bool)
+                                  or not isinstance(lora_rank, numbers.Integral) or lora_rank < 1):
+        raise BadInputError(f"lora_rank={lora_rank!r}: expected a positive integer (or None).")
+    if lora_rank is not None and trainable_blocks != "all":
+        # Names the deprecated spelling too: callers may still pass trainable_layers=.
         raise BadInputError(
             f"lora_rank={lora_rank} trains LoRA adapters in every block; leave "
-            f"trainable_layers='all' (got {trainable_layers!r}) and freeze blocks afterwards "
-            "with keras_transfer.freeze(model, up_to=...) if you want fewer.")
+            f"trainable_blocks (formerly trainable_layers) at 'all' (got {trainable_blocks!r}) "
+            "and freeze blocks afterwards with keras_transfer.freeze(model, up_to=...) if you "
+            "want fewer.")
 
 
 def apply_trainability(
     model: keras.Model,
-    trainable_layers: int | str | Sequence[str] | None,
+    trainable_blocks: TrainableBlocks,
     lora_rank: int | None,
 ) -> None:
-    """Applies `trainable_layers` (blocks) or, with `lora_rank`, LoRA adapters on every block."""
-    check_trainability(trainable_layers, lora_rank)
+    """Applies `trainable_blocks` or, with `lora_rank`, LoRA adapters on every block.
+
+    Example:
+    >>> # apply_trainability(classifier, 2, None)  # the last two blocks train
+    """
+    check_trainability(trainable_blocks, lora_rank)
     if lora_rank is None:
-        set_trainable_blocks(model, trainable_layers)
+        apply_trainable_blocks(model, trainable_blocks)
         return
     from keras_transfer.text.lora import enable_lora
 

@@ -11,12 +11,24 @@ from typing import Sequence
 
 import keras
 
+from keras_transfer.deprecation import renamed_keywords
 from keras_transfer.errors import BadInputError
-from keras_transfer.heads.classification import TASKS
-from keras_transfer.tasks.base import TaskModel
+from keras_transfer.heads.classification import (
+    TASKS,
+    TrainableBlocks,
+    check_choice,
+    check_hidden_units,
+    check_num_classes,
+    check_rate,
+    check_sequence_length,
+)
+from keras_transfer.tasks.base import TaskModel, get_task
 from keras_transfer.text.backbones import (
+    PRESET_WEIGHTS,
+    RENAMED,
     apply_trainability,
     build_text_preprocessor,
+    check_text_weights,
     check_trainability,
     load_text_backbone,
     sequence_output,
@@ -25,8 +37,10 @@ from keras_transfer.text.backbones import (
 from keras_transfer.text.families import POOLINGS, family_of
 from keras_transfer.text.layers import SequencePooling
 
-DEFAULT_LEARNING_RATE = 5e-5  # full fine-tuning of a pretrained transformer
+# Full fine-tuning takes the task's default_learning_rate (5e-5, see keras_transfer.tasks.text).
 DEFAULT_LORA_LEARNING_RATE = 5e-4  # adapters start at zero and are few: they take a larger step
+# Every text builder: the old keywords warn (load_weights, trainable_layers, preset).
+TEXT_RENAMED = {**RENAMED, "preset": "backbone"}
 # A constant rate or a schedule (e.g. CosineDecay with warmup_target/warmup_steps).
 LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
 
@@ -58,18 +72,54 @@ def text_optimizer(
     return discriminative_optimizer(model, optimizer, decay=layer_decay)
 
 
-def _compile(model, loss, metrics, learning_rate, layer_decay, lora_rank) -> None:
+def compile_text_model(
+    model: keras.Model,
+    task: str,
+    learning_rate: LearningRate | None = None,
+    *,
+    layer_decay: float | None = None,
+    lora_rank: int | None = None,
+) -> keras.Model:
+    """Compiles a text model with its `task`'s loss, metrics and AdamW (`text_optimizer`).
+
+    The rate defaults to the task's ``default_learning_rate`` (5e-5), or 5e-4 with LoRA
+    adapters; `layer_decay` gives layer-wise rates.
+
+    Example:
+    >>> import tempfile
+    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
+    >>> model = build_text_classifier(preset, 2, sequence_length=8, compile=False)
+    >>> rate = compile_text_model(model, "text_classification").optimizer.learning_rate
+    >>> f"{float(rate):.0e}"
+    '5e-05'
+    """
+    spec = get_task(task)
     if learning_rate is None:
-        learning_rate = DEFAULT_LORA_LEARNING_RATE if lora_rank else DEFAULT_LEARNING_RATE
-    model.compile(text_optimizer(model, learning_rate, layer_decay=layer_decay), loss=loss,
-                  metrics=metrics, jit_compile=False)  # XLA cannot compile the tokenizer ops
+        learning_rate = DEFAULT_LORA_LEARNING_RATE if lora_rank else spec.default_learning_rate
+    if layer_decay is None:
+        return spec.compile_model(model, learning_rate)
+    # The task's optimizer has no layer-wise rates: the same AdamW, wrapped per block.
+    spec.compile(model, text_optimizer(model, learning_rate, layer_decay=layer_decay), None)
+    return model
 
 
-def _check_common(sequence_length: int, dropout: float) -> None:
-    if not isinstance(sequence_length, int) or sequence_length < 4:
-        raise BadInputError(f"sequence_length={sequence_length!r}: expected an integer >= 4.")
-    if not 0.0 <= dropout < 1.0:
-        raise BadInputError(f"dropout={dropout!r}: expected a rate in [0, 1).")
+def check_text_arguments(*, weights, sequence_length, dropout, trainable_blocks,
+                         lora_rank) -> None:
+    """The checks every text builder runs before loading anything (`BadInputError` naming the
+    argument).
+
+    Example:
+    >>> check_text_arguments(weights=None, sequence_length=2, dropout=0.1,
+    ...                      trainable_blocks="all", lora_rank=None)
+    Traceback (most recent call last):
+    ...
+    keras_transfer.errors.BadInputError: sequence_length=2: expected an integer >= 4.
+    """
+    check_text_weights(weights)
+    check_sequence_length(sequence_length)
+    check_rate("dropout", dropout)
+    check_trainability(trainable_blocks, lora_rank)
 
 
 def _freeze_unused_pooler(model: keras.Model, pooling: str) -> None:
@@ -80,19 +130,20 @@ def _freeze_unused_pooler(model: keras.Model, pooling: str) -> None:
         set_trainable(model, {"pooler": False})
 
 
+@renamed_keywords(**TEXT_RENAMED)
 def build_text_classifier(
-    preset: str | os.PathLike,
+    backbone: str | os.PathLike,
     num_classes: int,
     *,
     task: str = "single_label",
     pairs: bool = False,
     sequence_length: int = 128,
-    trainable_layers: int | str | Sequence[str] | None = "all",
+    weights: str | None = PRESET_WEIGHTS,
+    trainable_blocks: TrainableBlocks = "all",
     lora_rank: int | None = None,
     pooling: str | None = None,
     hidden_units: Sequence[int] = (),
     dropout: float = 0.1,
-    load_weights: bool = True,
     layer_decay: float | None = None,
     compile: bool = True,
     learning_rate: LearningRate | None = None,
@@ -105,24 +156,33 @@ def build_text_classifier(
     probabilities (``single_label``), sigmoid probabilities (``multi_label``) or values
     (``regression``) from a float32 layer named ``predictions``.
 
+    Every builder shares ``weights``, ``trainable_blocks``, ``compile`` and ``learning_rate``;
+    a bad argument raises `BadInputError` naming it, before anything loads. The old keywords
+    ``preset=``, ``load_weights=`` and ``trainable_layers=`` still work, with a
+    `DeprecationWarning`.
+
     Args:
-        preset: keras-hub preset name, local preset directory, or ``"minilm_l6"`` (offline).
+        backbone: the preset: a keras-hub preset name, a local preset directory, or
+            ``"minilm_l6"`` (offline).
         num_classes: classes (or regression targets).
         task: ``"single_label"``, ``"multi_label"`` or ``"regression"``.
         pairs: two text inputs packed into one sequence (``[CLS] a [SEP] b [SEP]``).
         sequence_length: tokens per example (longer texts are truncated).
-        trainable_layers: blocks that train: ``"all"`` (default), 0/None (frozen backbone), an
+        weights: ``"preset"`` (the default: the preset's pretrained weights) or None (random
+            weights, architecture only).
+        trainable_blocks: blocks that train: ``"all"`` (default), 0/None (frozen backbone), an
             int N (the last N blocks) or block names (``"embeddings"``, ``"layer_3"``, …).
         lora_rank: train LoRA adapters of this rank instead of the backbone weights.
         pooling: ``"cls"``, ``"mean"``, ``"last"`` or ``"pooler"``; default per family
             (``"last"`` for GPT-2, ``"cls"`` otherwise).
         hidden_units: widths of optional hidden Dense+GELU layers before the output.
         dropout: dropout rate before each Dense layer.
-        load_weights: False gives random backbone weights (architecture only).
         layer_decay: layer-wise learning-rate decay per block (e.g. 0.8), see `text_optimizer`.
-        compile: compile with AdamW and the task's loss and metrics.
-        learning_rate: defaults to 5e-5 (5e-4 with LoRA); a float or a Keras
-            ``LearningRateSchedule`` (warmup then decay is the usual choice for transformers).
+        compile: compile with the ``text_classification`` task's defaults: AdamW and the
+            head's loss and metrics (see `compile_text_model`).
+        learning_rate: default: the task's ``default_learning_rate`` (5e-5; 5e-4 with LoRA); a
+            float or a Keras ``LearningRateSchedule`` (warmup then decay is the usual choice
+            for transformers).
         verbose: print the trainable-parameter count.
 
     Example:
@@ -134,18 +194,17 @@ def build_text_classifier(
     >>> model.predict(tf.constant(["a great film", "an awful day"]), verbose=0).shape
     (2, 3)
     """
-    if task not in TASKS:
-        raise BadInputError(f"task={task!r}: expected one of {sorted(TASKS)}.")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise BadInputError(f"num_classes={num_classes!r}: expected a positive integer.")
-    _check_common(sequence_length, dropout)
-    check_trainability(trainable_layers, lora_rank)
+    check_choice("task", task, TASKS)
+    num_classes = check_num_classes(num_classes)
+    if pooling is not None:
+        check_choice("pooling", pooling, POOLINGS)
+    check_hidden_units(hidden_units)
+    check_text_arguments(weights=weights, sequence_length=sequence_length, dropout=dropout,
+                         trainable_blocks=trainable_blocks, lora_rank=lora_rank)
     names = ["text_a", "text_b"] if pairs else ["text"]
-    inputs, tokens, backbone, outputs, family = text_trunk(
-        preset, input_names=names, sequence_length=sequence_length, load_weights=load_weights)
+    inputs, tokens, _, outputs, family = text_trunk(
+        backbone, input_names=names, sequence_length=sequence_length, weights=weights)
     pooling = pooling or family.pooling
-    if pooling not in POOLINGS:
-        raise BadInputError(f"pooling={pooling!r}: expected one of {POOLINGS}.")
     if pooling == "pooler":
         if not (isinstance(outputs, dict) and "pooled_output" in outputs):
             raise BadInputError(f"pooling='pooler': {family.name} has no pooler; use 'cls', "
@@ -160,13 +219,13 @@ def build_text_classifier(
         x = keras.layers.Dense(units, activation="gelu", name=f"hidden{i}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    activation, loss, metrics = TASKS[task]
+    activation, _, _ = TASKS[task]
     predictions = keras.layers.Dense(num_classes, activation=activation, dtype="float32",
                                      name="predictions")(x)
     model = TaskModel(inputs if pairs else inputs[0], predictions,
                       name=f"{family.name}_{task}_text_classifier", task="text_classification",
                       task_config={"head": task, "pairs": pairs})
-    apply_trainability(model, trainable_layers, lora_rank)
+    apply_trainability(model, trainable_blocks, lora_rank)
     if lora_rank is None:
         _freeze_unused_pooler(model, pooling)
     if verbose:
@@ -174,17 +233,19 @@ def build_text_classifier(
 
         print(f"[text] {model.name}: {describe_parameters(model)}")
     if compile:
-        _compile(model, loss, metrics, learning_rate, layer_decay, lora_rank)
+        compile_text_model(model, "text_classification", learning_rate,
+                           layer_decay=layer_decay, lora_rank=lora_rank)
     return model
 
 
+@renamed_keywords(**TEXT_RENAMED)
 def build_causal_lm(
-    preset: str | os.PathLike,
+    backbone: str | os.PathLike,
     *,
     sequence_length: int = 128,
-    trainable_layers: int | str | Sequence[str] | None = "all",
+    weights: str | None = PRESET_WEIGHTS,
+    trainable_blocks: TrainableBlocks = "all",
     lora_rank: int | None = None,
-    load_weights: bool = True,
     layer_decay: float | None = None,
     compile: bool = True,
     learning_rate: LearningRate | None = None,
@@ -193,7 +254,11 @@ def build_causal_lm(
 
     Returns the keras-hub ``CausalLM`` task (e.g. ``GPT2CausalLM``): ``fit`` takes a dataset of
     strings (next-token loss, padding masked), ``generate("prompt", max_length=...)`` writes.
-    Blocks, LoRA and layer-wise learning rates work as for classifiers.
+    ``backbone`` (the preset), ``weights``, ``trainable_blocks``, LoRA, layer-wise learning
+    rates, ``compile`` and ``learning_rate`` work as for `build_text_classifier` (the
+    ``causal_lm`` task's defaults; with ``compile=False`` the model keeps the compile
+    keras-hub gives every ``CausalLM``); the old keywords ``preset=``, ``load_weights=`` and
+    ``trainable_layers=`` still work, with a `DeprecationWarning`.
 
     Example:
     >>> import tempfile
@@ -205,25 +270,22 @@ def build_causal_lm(
     """
     import keras_hub
 
-    _check_common(sequence_length, 0.0)
-    check_trainability(trainable_layers, lora_rank)
-    backbone = load_text_backbone(preset, load_weights=load_weights)
-    family = family_of(backbone)
+    check_text_arguments(weights=weights, sequence_length=sequence_length, dropout=0.0,
+                         trainable_blocks=trainable_blocks, lora_rank=lora_rank)
+    transformer = load_text_backbone(backbone, weights=weights)
+    family = family_of(transformer)
     if family.causal_lm is None:
-        raise BadInputError(f"{family.name} is not a causal language model; causal-LM "
-                            "fine-tuning needs a decoder family such as gpt2.")
+        raise BadInputError(f"backbone={os.fspath(backbone)!r}: {family.name} is not a causal "
+                            "language model; causal-LM fine-tuning needs a decoder family such "
+                            "as gpt2.")
     task_class = getattr(keras_hub.models, family.causal_lm)
-    tokenizer = build_text_preprocessor(preset, sequence_length=sequence_length,
+    tokenizer = build_text_preprocessor(backbone, sequence_length=sequence_length,
                                         family=family).tokenizer
     preprocessor = task_class.preprocessor_cls(tokenizer=tokenizer,
                                                sequence_length=sequence_length)
-    lm = task_class(backbone=backbone, preprocessor=preprocessor)
-    apply_trainability(lm, trainable_layers, lora_rank)
+    lm = task_class(backbone=transformer, preprocessor=preprocessor)
+    apply_trainability(lm, trainable_blocks, lora_rank)
     if compile:
-        if learning_rate is None:
-            learning_rate = DEFAULT_LORA_LEARNING_RATE if lora_rank else DEFAULT_LEARNING_RATE
-        lm.compile(optimizer=text_optimizer(lm, learning_rate, layer_decay=layer_decay),
-                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                   weighted_metrics=[keras.metrics.SparseCategoricalAccuracy()],
-                   jit_compile=False)
+        compile_text_model(lm, "causal_lm", learning_rate, layer_decay=layer_decay,
+                           lora_rank=lora_rank)
     return lm

@@ -26,38 +26,50 @@ import numpy as np
 
 from keras_transfer.data.report import LoadReport
 from keras_transfer.data.splits import DEFAULT_SEED
+from keras_transfer.deprecation import renamed_keywords
 from keras_transfer.errors import BadInputError
+from keras_transfer.heads.classification import TrainableBlocks
+from keras_transfer.tasks.base import TaskModel
 from keras_transfer.text.backbones import (
+    PRESET_WEIGHTS,
     apply_trainability,
-    check_trainability,
     sequence_output,
     text_trunk,
 )
-from keras_transfer.tasks.base import TaskModel
-from keras_transfer.text.heads import _compile
+from keras_transfer.text.heads import (
+    TEXT_RENAMED,
+    LearningRate,
+    check_text_arguments,
+    compile_text_model,
+)
 from keras_transfer.text.layers import SpanProbabilities, TextPreprocessing, run_preprocessor
 
 # Markers tokenizers put on pieces: WordPiece continuation, byte-level BPE space, SentencePiece.
 _PIECE_MARKERS = ("##", "Ġ", "▁")
 
 
+@renamed_keywords(**TEXT_RENAMED)
 def build_question_answerer(
-    preset: str | os.PathLike,
+    backbone: str | os.PathLike,
     *,
     sequence_length: int = 256,
-    trainable_layers: int | str | Sequence[str] | None = "all",
+    weights: str | None = PRESET_WEIGHTS,
+    trainable_blocks: TrainableBlocks = "all",
     lora_rank: int | None = None,
     dropout: float = 0.1,
-    load_weights: bool = True,
     layer_decay: float | None = None,
     compile: bool = True,
-    learning_rate: float | None = None,
+    learning_rate: LearningRate | None = None,
 ) -> keras.Model:
     """An extractive QA model: ``(question, context)`` strings → start/end probabilities.
 
     Outputs ``{"start": (batch, sequence_length), "end": (batch, sequence_length)}``; train on
     `qa_dataset` and read answers with `answer_questions`. Needs a family that packs sentence
-    pairs (every supported encoder; not GPT-2).
+    pairs (every supported encoder; not GPT-2). ``backbone`` (the preset), ``weights``,
+    ``trainable_blocks``, LoRA, layer-wise learning rates, ``compile`` and ``learning_rate``
+    work as for `build_text_classifier` (the ``question_answering`` task's defaults); the old
+    keywords ``preset=``, ``load_weights=`` and ``trainable_layers=`` still work, with a
+    `DeprecationWarning`.
 
     Example:
     >>> import tempfile
@@ -67,10 +79,11 @@ def build_question_answerer(
     >>> answer_questions(qa, ["what is the capital?"], ["paris is the capital."])[0].keys()
     dict_keys(['answer', 'score', 'start', 'end'])
     """
-    check_trainability(trainable_layers, lora_rank)
-    inputs, tokens, backbone, outputs, family = text_trunk(
-        preset, input_names=["question", "context"], sequence_length=sequence_length,
-        load_weights=load_weights, truncate="waterfall")
+    check_text_arguments(weights=weights, sequence_length=sequence_length, dropout=dropout,
+                         trainable_blocks=trainable_blocks, lora_rank=lora_rank)
+    inputs, tokens, _, outputs, family = text_trunk(
+        backbone, input_names=["question", "context"], sequence_length=sequence_length,
+        weights=weights, truncate="waterfall")
     x = sequence_output(outputs)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
@@ -78,14 +91,14 @@ def build_question_answerer(
     start, end = SpanProbabilities(name="span")(logits, tokens["padding_mask"])
     model = TaskModel(inputs, {"start": start, "end": end},
                       name=f"{family.name}_question_answerer", task="question_answering")
-    apply_trainability(model, trainable_layers, lora_rank)
+    apply_trainability(model, trainable_blocks, lora_rank)
     if lora_rank is None and "pooler" in [name for name, _ in family.tail]:
         from keras_transfer.backbones.blocks import set_trainable
 
         set_trainable(model, {"pooler": False})  # QA reads tokens; the pooler gets no gradient
-    if compile:
-        loss, metrics = span_loss(model)
-        _compile(model, loss, metrics, learning_rate, layer_decay, lora_rank)
+    if compile:  # span_loss via the task: the same defaults as the recipes
+        compile_text_model(model, "question_answering", learning_rate,
+                           layer_decay=layer_decay, lora_rank=lora_rank)
     return model
 
 
