@@ -172,8 +172,8 @@ def test_lora_trains_adapters_only_and_round_trips(presets, tmp_path):
     assert query and not any(w.trainable for w in query)
     with pytest.raises(BadInputError, match="save_lora_weights"):
         ktt.save_lora_weights(model, tmp_path / "adapters.h5")
-    with pytest.raises(BadInputError, match="trainable_layers"):
-        ktt.build_text_classifier(preset, 3, sequence_length=16, lora_rank=2, trainable_layers=1)
+    with pytest.raises(BadInputError, match="trainable_blocks"):
+        ktt.build_text_classifier(preset, 3, sequence_length=16, lora_rank=2, trainable_blocks=1)
 
 
 def test_sentence_pairs_from_csv(presets, tmp_path):
@@ -304,7 +304,7 @@ def test_offline_and_bad_presets_give_clear_errors(offline, presets, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnknownBackboneError, match="not a keras-hub"):
         ktt.build_text_backbone(str(tmp_path / "empty"))
-    backbone = ktt.build_text_backbone(presets["electra"], trainable_layers=["layer_1"])
+    backbone = ktt.build_text_backbone(presets["electra"], trainable_blocks=["layer_1"])
     assert [r["status"] for r in kt.describe(backbone, print_fn=None)] == [
         "frozen", "frozen", "trainable", "frozen"]
 

@@ -39,7 +39,7 @@ def text_classifier_builder(preset: str, num_classes: int, **kwargs: Any
         from keras_transfer.text import build_text_classifier
 
         width = int(config.get("hidden_units") or 0)
-        return build_text_classifier(preset, num_classes, trainable_layers=0,
+        return build_text_classifier(preset, num_classes, trainable_blocks=0,
                                      dropout=float(config["dropout"]),
                                      hidden_units=(width,) if width else (), compile=False,
                                      **kwargs)
