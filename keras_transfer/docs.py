@@ -1,7 +1,11 @@
 """Documentation generated from the code: the README's table of backbones and tasks.
 
 The table is built from the registry (`list_backbones()` / `get_spec()`, the backbones the package
-itself registers), so it cannot drift from what `build_backbone` accepts. ``python -m keras_transfer.docs`` rewrites the block between
+itself registers), so it cannot drift from what `build_backbone` accepts. Its block column is what
+`describe` shows: the stage count comes from the spec, the stem and top from one member of each
+family built without weights (`keras_transfer.compat.keras_internals.layout_only`), with the
+same notes as `describe` for blocks `unfreeze(last=k)` does not count.
+``python -m keras_transfer.docs`` rewrites the block between
 ``<!-- backbones:start -->`` and ``<!-- backbones:end -->`` in README.md; ``--check`` only
 reports whether it is current (exit status 1 when not), as the test suite does.
 """
@@ -9,6 +13,7 @@ reports whether it is current (exit status 1 when not), as the test suite does.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +28,12 @@ _ONLINE_WEIGHTS = {
     "keras.applications": "download",
     "keras_hub": "keras-hub preset (download)",
 }
+# Under the table: what the block column counts (README readers never see `describe`'s notes).
+BLOCKS_NOTE = (
+    "Named blocks are what `kt.describe(model)` lists: the `stem`, the stages `block1` … "
+    "`blockN` and a `top` where layers follow the last stage. `kt.unfreeze(model, last=k)` counts only "
+    "blocks with trainable weights the model uses, so a stem or top marked *no weights* or "
+    "*BatchNorm only* (BatchNorm stays frozen unless `train_batchnorm=True`) is not counted.")
 # Human names of the image heads' tasks (`heads.classification.TASKS` keys).
 _TASK_NAMES = {
     "single_label": "classification",
@@ -35,6 +46,50 @@ def _block_count(spec) -> str:
     """Named stage blocks after the stem; optional ones (present in some variants) as a range."""
     required = sum(1 for _, end in spec.blocks if not end.optional)
     return str(required) if required == len(spec.blocks) else f"{required}–{len(spec.blocks)}"
+
+
+def _family_member(name: str) -> str:
+    """The first built-in backbone of `name`'s family: family members share stem and top."""
+    from keras_transfer.backbones import get_spec
+
+    family = get_spec(name).family
+    return next((other for other in builtin_backbones() if get_spec(other).family == family),
+                name)
+
+
+@functools.lru_cache(maxsize=None)
+def _stem_and_top(name: str) -> tuple[str, str | None]:
+    """`describe`'s view of the stem and the top block of backbone `name`: the block name with
+    `describe`'s note in parentheses (``"stem (no weights)"``); the top is None when the model
+    ends with its last stage. Built at its smallest size without weights: structure only."""
+    from keras_transfer.backbones import build_backbone, get_spec
+    from keras_transfer.backbones.blocks import blocks_of
+    from keras_transfer.compat.keras_internals import layout_only
+
+    size = get_spec(name).min_size
+    with layout_only():
+        backbone = build_backbone(name, weights=None, input_shape=(size, size, 3),
+                                  trainable_blocks=None)
+        blocks = blocks_of(backbone)
+
+    def cell(block) -> str:
+        note = block.note.split(":")[0]
+        return f"{block.name} ({note})" if note else block.name
+
+    return cell(blocks[0]), cell(blocks[-1]) if blocks[-1].name == "top" else None
+
+
+def blocks_cell(name: str) -> str:
+    """The README's "named blocks" cell of backbone `name`, as `describe` shows its blocks.
+
+    Example:
+    >>> blocks_cell("vgg16"), blocks_cell("resnet50"), blocks_cell("resnet50_v2")
+    ('stem (no weights) + 5', 'stem + 4', 'stem + 4 + top (BatchNorm only)')
+    """
+    from keras_transfer.backbones import get_spec
+
+    stem, top = _stem_and_top(_family_member(name))
+    return " + ".join([stem, _block_count(get_spec(name))] + ([top] if top else []))
 
 
 def _tasks() -> str:
@@ -76,7 +131,7 @@ def backbone_rows(names: Sequence[str] | None = None) -> list[dict[str, str]]:
         rows.append({
             "backbone": f"`{name}`",
             "family": spec.family,
-            "named blocks": f"stem + {_block_count(spec)} + top",
+            "named blocks": blocks_cell(name),
             "input size": f"{spec.default_size}×{spec.default_size}",
             "offline ImageNet weights": "yes" if spec.has_offline_weights
             else f"no ({_ONLINE_WEIGHTS.get(spec.source, 'download')})",
@@ -89,8 +144,8 @@ def backbone_table_markdown(names: Sequence[str] | None = None) -> str:
     """The Markdown table of `backbone_rows` (what README.md shows between the markers).
 
     Example:
-    >>> print(backbone_table_markdown(["vgg16"]).splitlines()[2][:60])
-    | `vgg16` | vgg | stem + 5 + top | 224×224 | no (download) |
+    >>> backbone_table_markdown(["vgg16"]).splitlines()[2].split(" | ")[:3]
+    ['| `vgg16`', 'vgg', 'stem (no weights) + 5']
     """
     rows = backbone_rows(names)
     header = list(rows[0]) if rows else ["backbone"]
@@ -108,7 +163,8 @@ def readme_block() -> str:
     """
     note = ("Generated by `python -m keras_transfer.docs` from the registry; any keras-hub image "
             "preset also works as `\"hub:<preset>\"` or a local preset directory.")
-    return f"{START_MARKER}\n<!-- {note} -->\n{backbone_table_markdown()}\n{END_MARKER}"
+    return (f"{START_MARKER}\n<!-- {note} -->\n{backbone_table_markdown()}\n\n{BLOCKS_NOTE}\n"
+            f"{END_MARKER}")
 
 
 def replace_block(text: str, block: str) -> str:

@@ -452,7 +452,8 @@ class _Job:
         before = seen * (native / side) ** 2 / rate + 60.0
         plan = plan_fine_tuning(budget_s=budget - before, num_train=sizes.get("train", 0),
                                 num_validation=sizes.get("validation", 0), forward_rate=rate,
-                                image_size=side, num_blocks=len(blocks_of(model)) - 1,
+                                image_size=side,
+                                num_blocks=sum(b.effective for b in blocks_of(model)[1:]),
                                 native_size=native)
         return plan.image_size, {"size": plan.image_size, "native": native,
                                  "forward_images_per_s": round(rate, 1), "reason": plan.reason}

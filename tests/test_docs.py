@@ -26,7 +26,7 @@ def test_table_rows_follow_the_registry():
     by_name = {row["backbone"].strip("`"): row for row in rows}
     assert by_name["efficientnet_lite0"]["offline ImageNet weights"] == "yes"
     assert by_name["resnet50"]["offline ImageNet weights"].startswith("no")
-    assert by_name["vgg16"]["named blocks"] == "stem + 5 + top"
+    assert by_name["vgg16"]["named blocks"] == "stem (no weights) + 5"
     assert by_name["inception_v3"]["input size"] == "299×299"
     # EfficientNetV2-B0…S have six stages, M and L seven: the optional block shows as a range.
     assert by_name["efficientnet_v2_m"]["named blocks"] == "stem + 6–7 + top"
@@ -60,7 +60,7 @@ def test_regenerating_rewrites_only_the_block(tmp_path):
         assert docs.main([str(readme)]) == 0
         text = readme.read_text()
         assert text.startswith(before) and text.endswith(after) and "stale" not in text
-        assert "| `docs_test_vgg` | vgg | stem + 5 + top | 224×224 | yes |" in text
+        assert "| `docs_test_vgg` | vgg | stem (no weights) + 5 | 224×224 | yes |" in text
         assert docs.main(["--check", str(readme)]) == 0
     finally:
         registry._REGISTRY.pop("docs_test_vgg")

@@ -1,7 +1,9 @@
-"""The backbone registry and `build_backbone`, the one factory for every family."""
+"""The backbone registry, `build_backbone` (the one factory for every family) and
+`find_backbone`, the one lookup every block operation starts from."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
@@ -11,25 +13,96 @@ import keras
 from keras_transfer.backbones import hub
 from keras_transfer.backbones.applications import application_specs
 from keras_transfer.backbones.spec import BackboneSpec
-from keras_transfer.errors import UnknownBackboneError
+from keras_transfer.errors import BadInputError, UnknownBackboneError
 from keras_transfer.layers import ImagePreprocessing
 from keras_transfer.weights import resolve as wr
 
 _REGISTRY: dict[str, BackboneSpec] = {}
-# Functions mapping a model to its spec (or None) for backbones known by class rather than by
-# name, e.g. keras-hub text backbones (keras_transfer.text registers one).
-_SPEC_FINDERS: list[Callable[[keras.Model], BackboneSpec | None]] = []
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneMatch:
+    """A backbone found in a model: what `freeze`, `unfreeze`, `describe` and `blocks_of` use.
+
+    Attributes:
+        model: the backbone; made trainable as a container before its blocks are set one by one.
+        spec: its block map.
+        layers: its layers in graph order, when they are not `model`'s own (a detector's
+            `PyramidBackbone` lists those of its feature extractor); None: read from `model`.
+
+    Example:
+    >>> bb = build_backbone("vgg16", weights=None, input_shape=(32, 32, 3))
+    >>> match = locate_backbone(bb)
+    >>> match.model is bb, match.spec.name, match.layers
+    (True, 'vgg16', None)
+    """
+
+    model: keras.Model
+    spec: BackboneSpec
+    layers: tuple | None = None
+
+
+# A finder looks at one model (the one given, or a model nested in it) and returns the backbone
+# it recognises there, or None. Finders are tried in order on each candidate; packages add
+# theirs (keras_transfer.text: keras-hub text backbones; keras_transfer.detection: the
+# PyramidBackbone of a detector) without this module importing them.
+BackboneFinder = Callable[[keras.Model], "BackboneMatch | None"]
+_FINDERS: list[BackboneFinder] = []
+
+
+def register_backbone_finder(finder: BackboneFinder) -> None:
+    """Lets `find_backbone` (and so every block operation) recognise more kinds of backbone.
+
+    Example:
+    >>> def never(model): return None
+    >>> register_backbone_finder(never); never in _FINDERS
+    True
+    >>> _FINDERS.remove(never)  # leaves the registry as it was
+    """
+    if finder not in _FINDERS:
+        _FINDERS.append(finder)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SpecFinder:
+    """Adapts a function model → spec (or None) to a `BackboneFinder` on that same model."""
+
+    find_spec: Callable[[keras.Model], BackboneSpec | None]
+
+    def __call__(self, candidate: keras.Model) -> BackboneMatch | None:
+        spec = self.find_spec(candidate)
+        return BackboneMatch(candidate, spec) if spec is not None else None
 
 
 def register_spec_finder(finder: Callable[[keras.Model], BackboneSpec | None]) -> None:
-    """Lets `find_backbone` (and so freeze/unfreeze/describe) recognise more backbones.
+    """Registers a finder that recognises a backbone by its class and returns its spec, e.g.
+    keras-hub text backbones (see `register_backbone_finder` for the general hook).
 
     Example:
     >>> from keras_transfer.text.families import find_text_spec
     >>> register_spec_finder(find_text_spec)  # done when keras_transfer is imported
     """
-    if finder not in _SPEC_FINDERS:
-        _SPEC_FINDERS.append(finder)
+    register_backbone_finder(_SpecFinder(finder))
+
+
+def _registered_name(candidate: keras.Model) -> BackboneMatch | None:
+    """A model named after a registered spec: what `build_backbone` returns."""
+    spec = _REGISTRY.get(candidate.name)
+    return BackboneMatch(candidate, hub.with_blocks_from(spec, candidate)) if spec else None
+
+
+def _saved_hub_wrapper(candidate: keras.Model) -> BackboneMatch | None:
+    """Our wrapper of a keras-hub image preset (``hub_<preset>``), in a new process too."""
+    if candidate.name.startswith("hub_") and any(
+        hub.is_hub_backbone(layer) for layer in candidate.layers
+    ):
+        spec = hub.generic_hub_spec(candidate.name, saved=True)
+        return BackboneMatch(candidate, hub.with_blocks_from(spec, candidate))
+    return None
+
+
+register_backbone_finder(_registered_name)
+register_backbone_finder(_saved_hub_wrapper)
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
@@ -188,6 +261,29 @@ def build_backbone(
     return backbone
 
 
+def locate_backbone(model: keras.Model) -> BackboneMatch:
+    """The backbone in `model` (or `model` itself): the first match of a registered finder on
+    `model`, then on the models nested in it.
+
+    Example:
+    >>> bb = build_backbone("vgg16", weights=None, input_shape=(32, 32, 3))
+    >>> locate_backbone(bb).spec.name
+    'vgg16'
+    """
+    candidates = [model] + [layer for layer in getattr(model, "layers", [])
+                            if isinstance(layer, keras.Model)]
+    for candidate in candidates:
+        for finder in _FINDERS:
+            match = finder(candidate)
+            if match is not None:
+                return match
+    raise BadInputError(
+        f"No keras-transfer backbone found in model '{model.name}'. Build it with "
+        "build_backbone(), build_image_classifier(), build_segmenter(), build_detector() or "
+        "a keras_transfer.text builder so that its blocks are known."
+    )
+
+
 def find_backbone(model: keras.Model) -> tuple[keras.Model, BackboneSpec]:
     """Finds the backbone inside `model` (or `model` itself) and its spec.
 
@@ -196,21 +292,8 @@ def find_backbone(model: keras.Model) -> tuple[keras.Model, BackboneSpec]:
     >>> find_backbone(bb)[1].name
     'vgg16'
     """
-    candidates = [model] + [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    for candidate in candidates:
-        spec = _REGISTRY.get(candidate.name)
-        if spec is None and candidate.name.startswith("hub_") and any(
-            hub.is_hub_backbone(layer) for layer in candidate.layers
-        ):
-            spec = hub.generic_hub_spec(candidate.name, saved=True)
-        for finder in _SPEC_FINDERS:
-            spec = spec or finder(candidate)
-        if spec is not None:
-            return candidate, hub.with_blocks_from(spec, candidate)
-    raise ValueError(
-        f"No keras-transfer backbone found in model '{model.name}'. Build it with "
-        "build_backbone() or build_image_classifier() so that its blocks are known."
-    )
+    match = locate_backbone(model)
+    return match.model, match.spec
 
 
 for _spec in application_specs() + hub.hub_specs():

@@ -6,7 +6,9 @@ ending at each stride is that level's feature (a classifier's wide "top" expansi
 out). `PyramidBackbone` exposes the levels the way both detection libraries expect:
 ``pyramid_outputs`` (keras-hub: level → tensor) and ``pyramid_level_inputs`` (keras-cv:
 level → layer name). It stores its block map in its config, so per-block freezing works the same
-before and after `load_model`.
+before and after `load_model`. Importing this module registers a backbone finder, so the generic
+block API (`keras_transfer.freeze`, `unfreeze`, `set_trainable`, `describe`, `blocks_of`) finds a
+detector's pyramid; `set_detector_trainable` and `block_status` are thin wrappers over it.
 """
 
 from __future__ import annotations
@@ -17,18 +19,16 @@ import keras
 
 from keras_transfer.backbones import blocks as _blocks
 from keras_transfer.backbones.hub import is_hub_backbone
-from keras_transfer.backbones.registry import build_backbone, find_backbone
+from keras_transfer.backbones.registry import (
+    BackboneMatch,
+    build_backbone,
+    find_backbone,
+    register_backbone_finder,
+)
 from keras_transfer.backbones.spec import BackboneSpec, BlockEnd
 from keras_transfer.errors import BadInputError
 
 LEVELS = (3, 4, 5)
-
-
-class _Layers:
-    """A stand-in model for `split_blocks`: a name and an already flattened layer list."""
-
-    def __init__(self, name: str, layers: list):
-        self.name, self.layers = name, layers
 
 
 # Name suffix of the tapped view of a nested keras-hub backbone (see `feature_extractor`).
@@ -171,8 +171,11 @@ class PyramidBackbone(keras.Model):
 
     def blocks(self) -> list[_blocks.Block]:
         """The backbone's named blocks (stem, block1, …, top) inside this pyramid."""
-        return _blocks.split_blocks(_Layers(self.backbone_name, _flatten(self.extractor)),
-                                    self.spec())
+        return _blocks.blocks_of(self)
+
+    def layers_in_graph_order(self) -> tuple:
+        """The backbone layers the pyramid runs, as `split_blocks` reads them."""
+        return tuple(_flatten(self.extractor))
 
     def get_config(self) -> dict:
         return {
@@ -191,12 +194,9 @@ class PyramidBackbone(keras.Model):
         return cls(**config)
 
 
-def find_pyramid(model: keras.Model) -> PyramidBackbone:
-    """The `PyramidBackbone` inside a detector (searched through nested models).
-
-    Example:
-    >>> # find_pyramid(detector).blocks()[-1].name  ->  'top'
-    """
+def _search_pyramid(model: keras.Model) -> PyramidBackbone | None:
+    """The first `PyramidBackbone` in `model`, breadth first through nested models and the
+    ``backbone`` / ``image_encoder`` attributes detection libraries keep it under."""
     stack = [model]
     while stack:
         current = stack.pop(0)
@@ -208,9 +208,43 @@ def find_pyramid(model: keras.Model) -> PyramidBackbone:
             child = getattr(current, attr, None)
             if isinstance(child, keras.Model) and child is not current:
                 stack.append(child)
-    raise BadInputError(
-        f"No PyramidBackbone in model '{model.name}': build it with build_detector()."
-    )
+    return None
+
+
+def find_pyramid(model: keras.Model) -> PyramidBackbone:
+    """The `PyramidBackbone` inside a detector (searched through nested models).
+
+    Example:
+    >>> pyramid = PyramidBackbone.from_backbone("mobilenet_v2", weights=None,
+    ...                                         input_shape=(64, 64, 3))
+    >>> find_pyramid(pyramid) is pyramid
+    True
+    """
+    pyramid = _search_pyramid(model)
+    if pyramid is None:
+        raise BadInputError(
+            f"No PyramidBackbone in model '{model.name}': build it with build_detector()."
+        )
+    return pyramid
+
+
+def pyramid_backbone_finder(candidate: keras.Model) -> BackboneMatch | None:
+    """Backbone finder (see `register_backbone_finder`): a detector's pyramid, with the block
+    map stored in it and the layers of its extractor.
+
+    Example:
+    >>> pyramid = PyramidBackbone.from_backbone("mobilenet_v2", weights=None,
+    ...                                         input_shape=(64, 64, 3))
+    >>> pyramid_backbone_finder(pyramid).spec.name
+    'mobilenet_v2'
+    """
+    pyramid = _search_pyramid(candidate)
+    if pyramid is None:
+        return None
+    return BackboneMatch(pyramid, pyramid.spec(), layers=pyramid.layers_in_graph_order())
+
+
+register_backbone_finder(pyramid_backbone_finder)
 
 
 def set_detector_trainable(
@@ -222,46 +256,29 @@ def set_detector_trainable(
     """Freezes / unfreezes a detector's backbone by block; the detection head always trains.
 
     `trainable_blocks` is read as in `build_image_classifier`: ``"all"``, ``0``/None (frozen
-    backbone), an int N (the last N blocks) or a list of block names. Returns the trainable
-    block names. Recompile afterwards.
+    backbone), an int N (the last N effective blocks) or a list of block names. Returns the
+    trainable block names. Recompile afterwards. Same as
+    `keras_transfer.backbones.blocks.set_trainable_blocks`, for detectors only.
 
     Example:
-    >>> # set_detector_trainable(detector, 2)  ->  ['block7', 'top']
+    >>> pyramid = PyramidBackbone.from_backbone("mobilenet_v2", weights=None,
+    ...                                         input_shape=(64, 64, 3))
+    >>> set_detector_trainable(pyramid, 2)
+    ['block3', 'block4']
     """
-    pyramid = find_pyramid(model)
-    blocks = pyramid.blocks()
-    names = [block.name for block in blocks]
-    if trainable_blocks == "all":
-        chosen = set(names)
-    elif trainable_blocks is None or isinstance(trainable_blocks, int):
-        count = trainable_blocks or 0
-        if not 0 <= count <= len(names):
-            raise BadInputError(
-                f"trainable_blocks={trainable_blocks}: the backbone has {len(names)} blocks "
-                f"{names}.")
-        chosen = set(names[len(names) - count:])
-    elif isinstance(trainable_blocks, str):
-        raise BadInputError(
-            f"trainable_blocks={trainable_blocks!r}: use 'all', an int, or a list of block names."
-        )
-    else:
-        chosen = set(trainable_blocks)
-        unknown = sorted(chosen - set(names))
-        if unknown:
-            raise BadInputError(f"Unknown block(s) {unknown}; the blocks are {names}.")
-    # Containers must be trainable for anything inside to train (the setter recurses).
-    pyramid.trainable = True
-    for block in blocks:
-        for layer in block.layers:
-            _blocks._set_layer_trainable(layer, block.name in chosen, train_batchnorm)
-    return [name for name in names if name in chosen]
+    find_pyramid(model)  # a clear error for a model that is not a detector
+    return _blocks.set_trainable_blocks(model, trainable_blocks, train_batchnorm=train_batchnorm)
 
 
 def block_status(model: keras.Model) -> dict[str, bool]:
     """Block name → whether its (non-BatchNorm) weights train, for a detector's backbone.
 
     Example:
-    >>> # block_status(detector)  ->  {'stem': False, ..., 'top': True}
+    >>> pyramid = PyramidBackbone.from_backbone("mobilenet_v2", weights=None,
+    ...                                         input_shape=(64, 64, 3))
+    >>> _ = set_detector_trainable(pyramid, 1)
+    >>> block_status(pyramid)
+    {'stem': False, 'block1': False, 'block2': False, 'block3': False, 'block4': True}
     """
-    blocks = find_pyramid(model).blocks()
-    return {block.name: _blocks._block_is_trainable(block) for block in blocks}
+    find_pyramid(model)
+    return {block.name: block.is_trainable() for block in _blocks.blocks_of(model)}

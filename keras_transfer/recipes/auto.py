@@ -278,7 +278,9 @@ def _forward_rate(data: Any, feature_seconds: float) -> float:
 
 def _plan(model: keras.Model, data: Any, budget_s: float, rate: float,
           unfreeze_blocks: int | None | str, epochs: int | None) -> FineTunePlan:
-    blocks = len(blocks_of(model)) - 1  # the stem is never the only block worth training
+    # Blocks that train when unfrozen (no unused pooler, no BatchNorm-only top); the stem is
+    # never the only block worth training.
+    blocks = sum(block.effective for block in blocks_of(model)[1:])
     sizes = data.sizes
     plan = plan_fine_tuning(budget_s=budget_s, num_train=sizes.get("train", 0),
                             num_validation=sizes.get("validation", 0), forward_rate=rate,

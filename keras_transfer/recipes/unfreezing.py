@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_transfer.backbones.blocks import blocks_of, unfreeze
+from keras_transfer.backbones.blocks import blocks_of, unfreeze, unfrozen_blocks
 from keras_transfer.recipes.discriminative import candidate_variables
 
 
@@ -139,9 +139,10 @@ class GradualUnfreezing(keras.callbacks.Callback):
         ['block5_conv1/kernel', 'block5_conv1/bias']
         """
         blocks = blocks_of(model)
-        count = len(blocks) if self.max_blocks is None else min(self.max_blocks, len(blocks))
+        count = None if self.max_blocks is None else min(self.max_blocks, len(blocks))
         backbone = {id(w) for b in blocks for layer in b.layers for w in layer.weights}
-        opening = {id(w) for b in blocks[len(blocks) - count:] for layer in b.layers
+        # Exactly what `unfreeze(last=count)` will open: it counts effective blocks only.
+        opening = {id(w) for b in unfrozen_blocks(model, count) for layer in b.layers
                    for w in layer.weights}
         return [v for v in candidate_variables(model)
                 if id(v) not in backbone or id(v) in opening]
@@ -154,7 +155,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
             ensure_optimizer_covers(model, self.variables_to_train(model))
 
     def on_train_begin(self, logs=None):
-        total = len(blocks_of(self.model))
+        total = sum(block.effective for block in blocks_of(self.model))
         if self.max_blocks is None or self.max_blocks > total:
             self.max_blocks = total
         self._current = None

@@ -14,7 +14,7 @@ Example:
 >>> model = build_text_classifier(preset, num_classes=2, sequence_length=16)
 >>> kt.freeze(model, up_to="layer_0")
 >>> [row["status"] for row in kt.describe(model, print_fn=None)]
-['frozen', 'frozen', 'trainable', 'trainable']
+['frozen', 'frozen', 'trainable', 'frozen']
 """
 
 from keras_transfer.backbones.registry import register_spec_finder
