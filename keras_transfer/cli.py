@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's logging is configured before TensorFlow loads, by the `keras-transfer` command's
+# entry (keras_transfer.console); this module is imported after it.
+from keras_transfer.console import VERBOSE_ENV, VERBOSE_FLAG, strip_verbose
 
 
 def _weights(value: str) -> str | None:
@@ -69,10 +70,9 @@ def _settings(cls: type, args: argparse.Namespace, defaults: dict | None = None)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from keras_transfer.jobs import ImageJobConfig, run_image_classification
+    from keras_transfer.commands.task_cli import train
 
-    run_image_classification(ImageJobConfig(**_settings(ImageJobConfig, args)))  # checks first
-    return 0
+    return train(args)  # the image job, or the task job for every other task
 
 
 def _describe(args: argparse.Namespace) -> int:
@@ -119,24 +119,9 @@ def _tta_note(symmetries: Sequence[str]) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from keras_transfer.export import predict
-    from keras_transfer.export.predict import load_artifact, resolve_tta
+    from keras_transfer.commands.artifacts import predict_command
 
-    artifact = load_artifact(args.artifact)
-    if args.explain:
-        from keras_transfer.explain.files import check_explainable, explain_artifact
-
-        check_explainable(artifact)  # before predicting: a .tflite has no gradients
-    symmetries = resolve_tta(args.tta, artifact.path) if args.tta else ()
-    if args.tta:
-        print(_tta_note(symmetries), file=sys.stderr)  # stdout stays one line per image
-    results = predict(artifact, list(args.images), top_k=args.top_k, tta=symmetries)
-    for path, top in zip(args.images, results):
-        print(path + ": " + ", ".join(f"{label} {score:.3f}" for label, score in top))
-    if args.explain:
-        written = explain_artifact(artifact, list(args.images), args.explain)
-        print(f"Grad-CAM: wrote {len(written)} overlay(s) to {args.explain}", file=sys.stderr)
-    return 0
+    return predict_command(args, tta_note=_tta_note)  # every task: see commands.artifacts
 
 
 def _explain_dir(value: str) -> str:
@@ -150,17 +135,9 @@ def _explain_dir(value: str) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import keras
+    from keras_transfer.commands.artifacts import export_command
 
-    from keras_transfer.export import export
-    from keras_transfer.export.integrity import check_artifact
-
-    check_artifact(args.model)  # a clear error naming a truncated or altered file
-    model = keras.models.load_model(args.model, safe_mode=True)
-    labels = Path(args.labels).read_text().split("\n") if args.labels else None
-    labels = [line for line in labels if line.strip()] if labels else None
-    export(model, args.output_dir, quantization=tuple(args.quantization), labels=labels)
-    return 0
+    return export_command(args)  # every task: the model's task exports it
 
 
 def _lr_find(args: argparse.Namespace) -> int:
@@ -180,85 +157,15 @@ def _image_config(args: argparse.Namespace, *, fits_backbone: bool = True, **def
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import keras
+    from keras_transfer.commands.task_cli import evaluate
 
-    from keras_transfer.data.symmetry import group_views
-    from keras_transfer.evaluate import evaluate, primary_metric
-    from keras_transfer.export.integrity import check_artifact
-    from keras_transfer.export.predict import resolve_tta
-    from keras_transfer.jobs import load_image_data
-
-    tta = vars(args).pop("tta", None)  # not a training setting: kept out of the config
-    path = Path(args.model)
-    model_file = path / "model.keras" if path.is_dir() else path
-    if not model_file.is_file():
-        raise FileNotFoundError(f"{args.model}: no .keras model there (a model.keras file or an "
-                                "export folder holding one).")
-    # A bare --tta: the symmetries the training run recorded in the export folder.
-    symmetries = resolve_tta(tta, model_file) if tta else None
-    views = len(group_views(symmetries)) if symmetries is not None else 1
-    # An export folder holds the config it was trained with: the same split, by default.
-    config_path = getattr(args, "config", None) or (
-        str(path / "config.json") if path.is_dir() and (path / "config.json").is_file() else None)
-    args.config = config_path
-    check_artifact(model_file)  # a clear error naming a truncated or altered file
-    model = keras.models.load_model(model_file, safe_mode=True)
-    config = _image_config(args, fits_backbone=False,  # the saved model's size is what it is
-                           image_size=int(model.input_shape[1]), augment=False)
-    data = load_image_data(config)
-    # A TTA report goes beside the single-view one rather than over it.
-    suffix = "_tta" if views > 1 else ""
-    output_dir = args.output_dir or str(model_file.parent / f"evaluation_{args.split}{suffix}")
-    report = evaluate(model, data, split=args.split, output_dir=output_dir,
-                      top_k=tuple(args.top_k), num_bins=args.bins,
-                      name=f"{Path(config.dataset).name} {args.split}{' TTA' if suffix else ''}",
-                      tta=symmetries)
-    if symmetries is not None:
-        print(_tta_note(symmetries))
-    single_view = report.get("tta", {}).get("single_view", {})
-    if report["task"] == "single_label":
-        top = ", ".join(f"top-{k} {v:.2%}" for k, v in report["top_k_accuracy"].items())
-        accuracy = f"accuracy {report['accuracy']:.2%}"
-        if "accuracy" in single_view:
-            accuracy = (f"accuracy {single_view['accuracy']:.2%} single-view, "
-                        f"{report['accuracy']:.2%} with TTA ({views} views)")
-        print(f"{report['num_examples']} {args.split} examples: {accuracy}"
-              f" ({top}), macro F1 {report['macro_avg']['f1']:.4f}, "
-              f"ECE {report['calibration']['ece']:.4f}")
-    elif single_view:
-        (metric, value), = single_view.items()
-        print(f"{report['num_examples']} {args.split} examples: {metric} {value:.4f} single-view,"
-              f" {primary_metric(report)[1]:.4f} with TTA ({views} views)")
-    print(f"Wrote {', '.join(report['files'])} to {output_dir}")
-    return 0
+    return evaluate(args)  # the model's task says which report
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from keras_transfer.tuning import SearchSpace, tune_image_classifier
+    from keras_transfer.commands.task_cli import tune
 
-    config_path = getattr(args, "config", None)
-    args.config = config_path
-    base = _image_config(args)
-    space = {}
-    if getattr(args, "space", None):
-        space = _load_config(args.space)
-    for name in ("recipes", "head_epochs", "fine_tune_epochs"):
-        if hasattr(args, name):
-            space[name] = getattr(args, name)
-    space = SearchSpace.from_dict(space, source=getattr(args, "space", None) or "search space")
-    output_dir = getattr(args, "tune_dir", None) or str(
-        Path("tuning") / base.resolved_output_dir().name)
-    result = tune_image_classifier(
-        base, space, algorithm=getattr(args, "algorithm", "bayesian"),
-        max_trials=getattr(args, "max_trials", None if hasattr(args, "max_minutes") else 20),
-        max_minutes=getattr(args, "max_minutes", None), output_dir=output_dir,
-        seed=base.seed)
-    print(result.table())
-    print(f"Best {result.objective} {result.best_score:.4f} (trial {result.best_trial}); "
-          f"features computed {result.feature_store.get('computations', 0)} time(s) for "
-          f"{len(result.rows)} trials. Re-run it: keras-transfer train --config "
-          f"{Path(output_dir) / 'best_config.json'}")
-    return 0
+    return tune(args)  # image classifiers; other tasks are refused, saying what to run
 
 
 def _backbone_list(value: str) -> list[str]:
@@ -286,14 +193,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    from keras_transfer.commands.task_cli import TASK_METAVAR, task_argument
+
     train = commands.add_parser(
-        "train", help="fine-tune a backbone on an image dataset and export it",
-        description="Fine-tune on a built-in dataset (default: elpv) or a folder with one "
-        "sub-folder per class; writes model.keras, saved_model/, model.tflite, labels.txt, "
-        "report.json and PNG plots.", argument_default=argparse.SUPPRESS)
-    train.add_argument("--dataset", help="built-in dataset name or image folder (default: elpv)")
-    train.add_argument("--backbone", help="backbone name (default: efficientnet_lite0)")
-    train.add_argument("--weights", type=_weights, help="imagenet, none, or a weights file/preset")
+        "train", help="fine-tune a backbone for a task (image, text, qa, lm, segmentation, "
+        "detection) and export it",
+        description="Fine-tune for a task on its data: image classification on a built-in "
+        "dataset (default: elpv) or a folder with one sub-folder per class; text classification "
+        "on a CSV/TSV/JSONL file; segmentation on a folder of images/ + masks/; detection on "
+        "COCO, VOC or YOLO annotations; question answering on a SQuAD JSON file; a causal LM on "
+        "a .txt corpus ('synthetic' generates data for every task but image). The task is "
+        "inferred from the data unless --task says it. Writes model.keras, saved_model/, "
+        ".tflite files, metadata.json, report.json, config.json and PNG plots.",
+        argument_default=argparse.SUPPRESS)
+    train.add_argument("--task", type=task_argument, metavar=TASK_METAVAR,
+                       help="what the model is for (default: inferred from --dataset)")
+    train.add_argument("--dataset", help="built-in dataset name (elpv, tweets, synthetic), "
+                       "folder or file (default: elpv)")
+    train.add_argument("--backbone", help="backbone name (default: efficientnet_lite0 for "
+                       "images, minilm_l6 for text and qa, gpt2_base_en for lm); text tasks "
+                       "also take a keras-hub preset or folder, or tiny:<family> (random, tiny)")
+    train.add_argument("--weights", type=_weights,
+                       help="imagenet, none, or a weights file/preset (text, qa, lm: the "
+                       "preset's own, or none)")
+    train.add_argument("--head", help="segmentation: deeplab_v3_plus (default) or unet; "
+                       "detection: ssd (default), retinanet, yolov8 or faster_rcnn; text: "
+                       "single_label (default) or multi_label")
+    train.add_argument("--sequence-length", dest="sequence_length", type=int,
+                       help="tokens per text (text, qa, lm; default 128, qa 256)")
+    train.add_argument("--text-column", dest="text_column", help="text: default 'text'")
+    train.add_argument("--label-column", dest="label_column",
+                       help="text: default 'label' ('sentiment' for tweets)")
+    train.add_argument("--num-examples", dest="num_examples", type=int,
+                       help="examples --dataset synthetic generates (default 256)")
+    train.add_argument("--formats", nargs="+", choices=["keras", "saved_model", "tflite"],
+                       help="what to export (all tasks but image; default: all the task allows)")
     train.add_argument("--output-dir", dest="output_dir", help="export folder")
     train.add_argument("--image-size", dest="image_size", type=int)
     train.add_argument("--batch-size", dest="batch_size", type=int)
@@ -308,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="fine-tuning epochs (stage 2; default: as "
                        "many as the budget allows)")
     train.add_argument("--unfreeze-blocks", dest="unfreeze_blocks", type=int)
-    train.add_argument("--learning-rate", dest="learning_rate", type=float)
+    train.add_argument("--learning-rate", dest="learning_rate", type=float,
+                       help="the head stage's rate (text, qa, lm: no head stage by default, "
+                       "so the rate they train at)")
     train.add_argument("--fine-tune-learning-rate", dest="fine_tune_learning_rate", type=float)
     train.add_argument("--validation-split", dest="validation_split", type=float)
     train.add_argument("--augment", metavar="SYMMETRIES",
@@ -345,28 +281,53 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list-backbones", help="list the registered backbones")
     listing.set_defaults(run=_list_backbones)
 
-    predict = commands.add_parser("predict", help="top-k labels from an exported model")
+    predict = commands.add_parser(
+        "predict", help="run an exported model of any task on images, texts or questions",
+        description="Runs an export folder, .keras, SavedModel or .tflite file on its inputs, "
+        "the task read from metadata.json: image files (classification: top-k labels; "
+        "segmentation: masks; detection: boxes), texts or a .txt/.csv/.tsv/.jsonl file of them "
+        "(text classification; pairs as A B A B or two columns; causal LM prompts), "
+        "--question/--context or a .json/.jsonl file (question answering). With --output, "
+        "writes predictions.json (and a PNG per image for segmentation and detection).")
     predict.add_argument("artifact", help=".keras file, SavedModel folder, .tflite or export folder")
-    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT",
+                         help="image files, texts, or a file of texts / questions")
+    predict.add_argument("--output", metavar="DIR", default=None,
+                         help="write predictions.json (and PNGs) to DIR")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--tta", nargs="?", const=True, default=False, type=_symmetries,
                          metavar="SYMMETRIES",
-                         help="test-time augmentation: average over flips/turns; bare: the "
-                         "symmetries recorded in the export's metadata.json, or e.g. "
-                         "'dihedral', 'hflip,vflip' (N views cost N runs per image)")
+                         help="image classification: test-time augmentation, average over "
+                         "flips/turns; bare: the symmetries recorded in the export's "
+                         "metadata.json, or e.g. 'dihedral', 'hflip,vflip' (N views cost N runs "
+                         "per image)")
     predict.add_argument("--explain", nargs="?", const="gradcam", default=None,
                          type=_explain_dir, metavar="OUT_DIR",
-                         help="also write a Grad-CAM overlay PNG per image to OUT_DIR (bare: "
-                         "gradcam/): where the model looked for its top class; needs a .keras "
-                         "file or an export folder holding model.keras")
+                         help="image classification: also write a Grad-CAM overlay PNG per image "
+                         "to OUT_DIR (bare: gradcam/): where the model looked for its top class; "
+                         "needs a .keras file or an export folder holding model.keras")
+    predict.add_argument("--question", action="append", metavar="Q",
+                         help="question answering: a question (repeatable, with --context)")
+    predict.add_argument("--context", action="append", metavar="C",
+                         help="question answering: the context of the --question before it")
+    predict.add_argument("--max-length", dest="max_length", type=int, default=None,
+                         help="causal LM: tokens in all, prompt included (default: the model's "
+                         "sequence length)")
+    predict.add_argument("--score-threshold", dest="score_threshold", type=float, default=None,
+                         help="detection: the lowest score kept (default: the export's)")
     predict.set_defaults(run=_predict)
 
-    exporter = commands.add_parser("export", help="export a .keras model (SavedModel, TFLite)")
+    exporter = commands.add_parser(
+        "export", help="export a .keras model of any task (SavedModel, TFLite, metadata.json)")
     exporter.add_argument("model", help="a .keras file")
     exporter.add_argument("output_dir")
     exporter.add_argument("--labels", help="labels.txt, one class name per line")
     exporter.add_argument("--quantization", nargs="+", default=["float32"],
-                          choices=["float32", "float16", "dynamic", "int8"])
+                          choices=["float32", "float16", "dynamic", "int8", "all"],
+                          help="TFLite flavours (all: every one the task allows)")
+    exporter.add_argument("--verify-data", dest="verify_data", nargs="+", metavar="PATH",
+                          help="images (files or a folder), texts or a file of texts / questions "
+                          "to verify the files on and to calibrate int8 with")
     exporter.set_defaults(run=_export)
 
     lr_find = commands.add_parser(
@@ -400,12 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluator = commands.add_parser(
         "evaluate", help="evaluation report of a trained model (JSON + PNGs)",
         description="Evaluates a .keras model (or an export folder, whose config.json then gives "
-        "the dataset and split) on a split of a built-in dataset or image folder; writes "
-        "evaluation.json (accuracy, per-class precision/recall/F1, confusion matrix, top-k, "
-        "calibration), confusion_matrix.png, reliability.png, confidently_wrong.png and "
-        "wrong_examples_gradcam.png (Grad-CAM overlays of the wrong examples' predicted class).",
+        "the dataset and split) on a split of its task's data, with its task's metrics. Image "
+        "classifiers: evaluation.json (accuracy, per-class precision/recall/F1, confusion "
+        "matrix, top-k, calibration), confusion_matrix.png, reliability.png, "
+        "confidently_wrong.png and wrong_examples_gradcam.png (Grad-CAM overlays of the wrong "
+        "examples' predicted class). Other tasks: evaluation.json with accuracy and macro-F1 "
+        "(text), mean IoU and pixel accuracy (segmentation), COCO mAP (detection), exact match "
+        "and F1 (qa), perplexity and token accuracy (lm).",
         argument_default=argparse.SUPPRESS)
     evaluator.add_argument("model", help="a .keras file or an export folder holding model.keras")
+    evaluator.add_argument("--task", type=task_argument, metavar=TASK_METAVAR,
+                           help="check the model is for this task (default: its metadata.json "
+                           "or the model says)")
     evaluator.add_argument("--dataset", help="built-in dataset name or image folder")
     evaluator.add_argument("--config", help="the training config.json (dataset and split)")
     evaluator.add_argument("--split", default="test", choices=["test", "validation", "train"])
@@ -434,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
         "frozen configuration); writes best_config.json (re-run it with `keras-transfer train "
         "--config`), trials.csv, tuning.json and search.png.",
         argument_default=argparse.SUPPRESS)
+    tuner.add_argument("--task", type=task_argument, metavar=TASK_METAVAR,
+                       help="image (the search covers image classifiers; other tasks are "
+                       "refused, saying what to run instead)")
     tuner.add_argument("--dataset", help="built-in dataset name or image folder (default: elpv)")
     tuner.add_argument("--backbone", help="backbone name (default: efficientnet_lite0)")
     tuner.add_argument("--weights", type=_weights, help="imagenet, none, or a weights file/preset")
@@ -503,6 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `keras-transfer` command; returns the exit status.
 
     Errors from bad input are printed as one line (no traceback) with exit status 2.
+    ``--verbose`` is accepted anywhere on the line; what it does (TensorFlow's log lines kept)
+    happens before TensorFlow loads, in `keras_transfer.console.main`, where the command starts.
 
     Example:
     >>> main(["list-backbones"])  # one line per backbone, then the exit status
@@ -512,7 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from keras_transfer.errors import KerasTransferError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.add_argument(VERBOSE_FLAG, action="store_true",
+                        help="keep TensorFlow's start-up and C++ log lines (quiet by default; "
+                        f"also {VERBOSE_ENV}=1); may go anywhere on the command line")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(strip_verbose(argv))  # read before TensorFlow loaded (console)
     try:
         return args.run(args)
     except (KerasTransferError, ValueError, FileNotFoundError, KeyError) as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def test_cli_search_then_train_reruns_the_best_config(base, tmp_path, monkeypatc
         kwargs["extra_files"](Path(directory), {})
         return {}
 
-    monkeypatch.setattr("keras_transfer.export.export", export_report_only)
+    # `keras_transfer.export` the attribute is `kt.export`; patch the subpackage the job imports.
+    monkeypatch.setattr(sys.modules["keras_transfer.export"], "export", export_report_only)
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"learning_rate": [0.003, 0.05], "dropout": [0.0, 0.3],
                                  "hidden_units": [0, 16], "recipes": ["feature_extraction"]}))

@@ -1,8 +1,11 @@
-"""Raw head outputs → boxes: per-kind decoding (numpy) and class-wise NMS, one path for all.
+"""Raw head outputs → boxes: per-kind decoding and class-wise NMS, one path for all.
 
-The same `BoxDecoder` decodes a Keras detector's outputs and an exported TFLite / SavedModel's
-outputs (its parameters are plain JSON, written beside the export), so on-device results can
-be checked against Keras box for box.
+The same `BoxDecoder` decodes a Keras detector's outputs, an exported file's raw outputs on the
+host (numpy in, numpy out) and, inside an exported graph, the head's tensors (`BoxDecoder.graph`):
+the per-kind formulas are written once, in ``keras.ops``. Its parameters are plain JSON, written
+beside the export, so on-device results can be checked against Keras box for box.
+`graph_detections` puts the class-wise NMS in a graph too, with TFLite's built-in
+``NON_MAX_SUPPRESSION_V4``: an exported detector returns boxes, scores and classes itself.
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ import keras
 import numpy as np
 
 from keras_transfer.detection.boxes import box_iou, clip_boxes
+
+# TF Object Detection API names (a YOLOv8 head already has raw outputs named boxes/classes).
+DETECTION_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes",
+                     "num_detections")
+NMS_DEFAULTS = {"iou_threshold": 0.5, "score_threshold": 0.25, "max_detections": 100}
 
 
 @dataclasses.dataclass
@@ -46,14 +54,31 @@ class BoxDecoder:
                    dict(data.get("params", {})))
 
     def anchors(self) -> np.ndarray:
-        if self._anchors is None:
-            self._anchors = _ANCHORS[self.kind](self)
+        if self._anchors is None and self.kind in _ANCHORS:
+            self._anchors = np.asarray(_ANCHORS[self.kind](self), np.float32)
         return self._anchors
 
-    def __call__(self, outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        outputs = {key: np.asarray(value, np.float32) for key, value in outputs.items()}
+    def graph(self, outputs: Mapping[str, Any]) -> tuple[Any, Any]:
+        """`__call__` on tensors (``keras.ops``): usable inside an exported graph.
+
+        Example:
+        >>> decoder = BoxDecoder("yolov8", (64, 64), 2)
+        >>> raw = {"boxes": keras.ops.zeros((1, 84, 64)), "classes": keras.ops.zeros((1, 84, 2))}
+        >>> tuple(decoder.graph(raw)[0].shape)
+        (1, 84, 4)
+        """
+        ops = keras.ops
+        outputs = {key: ops.cast(value, "float32") for key, value in outputs.items()}
         boxes, scores = _DECODE[self.kind](self, outputs)
-        return clip_boxes(boxes, self.image_size), scores
+        height, width = self.image_size
+        limit = ops.convert_to_tensor([width, height, width, height], "float32")
+        return ops.clip(boxes, 0.0, limit), scores
+
+    def __call__(self, outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = self.graph({key: np.asarray(value, np.float32)
+                                    for key, value in outputs.items()})
+        boxes = clip_boxes(keras.ops.convert_to_numpy(boxes), self.image_size)
+        return boxes, keras.ops.convert_to_numpy(scores).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- per kind
@@ -71,12 +96,14 @@ def _yolo_points(decoder: BoxDecoder) -> np.ndarray:
 
 def _decode_yolo(decoder: BoxDecoder, outputs):
     # 4 sides × 16 bins: the expected distance (in strides) from the anchor point to each side.
-    bins = outputs["boxes"].reshape(*outputs["boxes"].shape[:-1], 4, -1)
-    bins = np.exp(bins - bins.max(-1, keepdims=True))
-    dist = (bins / bins.sum(-1, keepdims=True) * np.arange(bins.shape[-1])).sum(-1)
-    points = decoder.anchors()
+    ops = keras.ops
+    anchors = decoder.anchors()
+    points = ops.convert_to_tensor(anchors)
+    raw = outputs["boxes"]
+    bins = ops.softmax(ops.reshape(raw, (-1, anchors.shape[0], 4, raw.shape[-1] // 4)), axis=-1)
+    dist = ops.sum(bins * ops.arange(raw.shape[-1] // 4, dtype="float32"), axis=-1)
     xy, stride = points[:, :2], points[:, 2:]
-    boxes = np.concatenate([xy - dist[..., :2] * stride, xy + dist[..., 2:] * stride], -1)
+    boxes = ops.concatenate([xy - dist[..., :2] * stride, xy + dist[..., 2:] * stride], -1)
     return boxes, outputs["classes"]  # the head ends in a sigmoid
 
 
@@ -91,16 +118,24 @@ def _retinanet_anchors(decoder: BoxDecoder) -> np.ndarray:
     return np.concatenate([keras.ops.convert_to_numpy(a) for a in anchors.values()])
 
 
+def _centre_decode(reference, deltas, scale, low: float | None, high: float):
+    """``xyxy`` boxes from centre/size deltas relative to ``xyxy`` reference boxes: centre +=
+    (dx, dy) / scale × size, size ×= exp((dw, dh) / scale) with the log clipped to [low, high]."""
+    ops = keras.ops
+    reference = ops.convert_to_tensor(reference, "float32")  # numpy anchors: tensors first
+    wh = reference[..., 2:] - reference[..., :2]
+    centre = reference[..., :2] + wh / 2 + deltas[..., :2] / scale[:2] * wh
+    log_size = deltas[..., 2:] / scale[2:]
+    log_size = ops.minimum(log_size, high) if low is None else ops.clip(log_size, low, high)
+    size = ops.exp(log_size) * wh
+    return ops.concatenate([centre - size / 2, centre + size / 2], -1)
+
+
 def _decode_retinanet(decoder: BoxDecoder, outputs):
     # keras-hub encodes centre_xywh deltas with variance 1: (dx, dy) / anchor size, log sizes.
-    anchors = decoder.anchors()
-    a_wh = anchors[:, 2:] - anchors[:, :2]
-    a_c = anchors[:, :2] + a_wh / 2
-    d = outputs["bbox_regression"]
-    centre = d[..., :2] * a_wh + a_c
-    wh = np.exp(np.clip(d[..., 2:], -10, 10)) * a_wh
-    scores = 1.0 / (1.0 + np.exp(-outputs["cls_logits"]))
-    return np.concatenate([centre - wh / 2, centre + wh / 2], -1), scores
+    scale = np.ones(4, np.float32)
+    boxes = _centre_decode(decoder.anchors(), outputs["bbox_regression"], scale, -10.0, 10.0)
+    return boxes, keras.ops.sigmoid(outputs["cls_logits"])
 
 
 def _ssd_anchors(decoder: BoxDecoder) -> np.ndarray:
@@ -112,26 +147,28 @@ def _ssd_anchors(decoder: BoxDecoder) -> np.ndarray:
 
 
 def _decode_ssd(decoder: BoxDecoder, outputs):
-    from keras_transfer.detection.ssd import decode_ssd_deltas
+    from keras_transfer.detection.ssd import VARIANCES
 
-    logits = outputs["class_logits"]
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    return decode_ssd_deltas(decoder.anchors(), outputs["box_deltas"]), probs[..., 1:]
+    # SSD multiplies the deltas by the variances: divide by their inverse (clip at 10 after).
+    scale = 1.0 / np.asarray(VARIANCES, np.float32)
+    boxes = _centre_decode(decoder.anchors(), outputs["box_deltas"], scale, -10.0, 10.0)
+    probs = keras.ops.softmax(outputs["class_logits"], axis=-1)
+    return boxes, probs[..., 1:]
 
 
 def _decode_faster_rcnn(decoder: BoxDecoder, outputs):
     # Per-class boxes: each (proposal, class) pair is one candidate scored for its class only,
     # so the class-wise NMS below is Faster R-CNN's per-class NMS.
-    from keras_transfer.detection.roi import decode_boxes_numpy
+    from keras_transfer.detection.roi import HEAD_WEIGHTS, MAX_LOG_SCALE
 
-    logits = outputs["class_logits"]
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs = (probs / probs.sum(-1, keepdims=True))[..., 1:]  # (B, K, C)
-    boxes = decode_boxes_numpy(outputs["proposals"][:, :, None, :], outputs["box_deltas"])
-    b, k, c = probs.shape
+    ops = keras.ops
+    probs = ops.softmax(outputs["class_logits"], axis=-1)[..., 1:]  # (B, K, C)
+    scale = np.asarray(HEAD_WEIGHTS, np.float32)
+    boxes = _centre_decode(outputs["proposals"][:, :, None, :], outputs["box_deltas"], scale,
+                           None, MAX_LOG_SCALE)
+    k, c = probs.shape[1], probs.shape[2]
     scores = probs[..., None] * np.eye(c, dtype=np.float32)  # (B, K, C, C)
-    return boxes.reshape(b, k * c, 4), scores.reshape(b, k * c, c)
+    return ops.reshape(boxes, (-1, k * c, 4)), ops.reshape(scores, (-1, k * c, c))
 
 
 _ANCHORS = {"yolov8": _yolo_points, "retinanet": _retinanet_anchors, "ssd": _ssd_anchors}
@@ -175,8 +212,9 @@ def non_max_suppression(
     """Class-wise greedy NMS for one image: ``(N, 4)`` boxes, ``(N, C)`` scores.
 
     Each anchor proposes its best class; boxes of the same class overlapping a higher-scoring
-    kept box by more than `iou_threshold` are dropped. Returns ``{"boxes", "scores", "classes"}``
-    sorted by score.
+    kept box by more than `iou_threshold` are dropped. A box without area (clipped flat at the
+    image border, or an untrained head's) is no detection. Returns ``{"boxes", "scores",
+    "classes"}`` sorted by score.
 
     Example:
     >>> boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
@@ -187,7 +225,8 @@ def non_max_suppression(
     classes = scores.argmax(-1)
     best = scores.max(-1)
     order = np.argsort(-best, kind="stable")
-    order = order[best[order] >= score_threshold]
+    has_area = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    order = order[(best[order] >= score_threshold) & has_area[order]]
     keep: list[int] = []
     for cls in np.unique(classes[order]):
         candidates = order[classes[order] == cls]
@@ -239,4 +278,83 @@ def detect(
         results += decode_detections(decoder, raw, iou_threshold=iou_threshold,
                                      score_threshold=score_threshold,
                                      max_detections=max_detections)
+    return results
+
+
+def _graph_nms_one(boxes, scores, size: tuple[int, int], iou_threshold: float,
+                   score_threshold: float, max_detections: int):
+    """Class-wise NMS of one image in TF ops: one NON_MAX_SUPPRESSION_V4 on boxes moved apart
+    by class (boxes of two classes never overlap there), so each class is suppressed alone.
+    (TFLite's kernel suppresses at IoU >= the threshold, the host and TensorFlow above it: the
+    two differ only for an IoU exactly at the threshold.)"""
+    import tensorflow as tf
+
+    classes = tf.argmax(scores, -1, output_type=tf.int32)
+    # A box without area is no detection (as on the host); TFLite's NMS kernel would also
+    # select it again and again (its IoU with itself is 0, so it never suppresses itself).
+    has_area = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    best = tf.where(has_area, tf.reduce_max(scores, -1), -1.0)
+    shifted = boxes + tf.cast(classes, tf.float32)[:, None] * float(max(size) + 1)
+    # The op keeps scores > its threshold; the host NMS keeps scores >= it.
+    below = float(np.nextafter(np.float32(score_threshold), np.float32(-np.inf)))
+    index, valid = tf.raw_ops.NonMaxSuppressionV4(
+        boxes=shifted, scores=best, max_output_size=max_detections,
+        iou_threshold=iou_threshold, score_threshold=below, pad_to_max_output_size=True)
+    keep = tf.range(max_detections) < valid
+    return (tf.where(keep[:, None], tf.gather(boxes, index), 0.0),
+            tf.where(keep, tf.gather(best, index), 0.0),
+            tf.where(keep, tf.gather(classes, index), -1), valid)
+
+
+def graph_detections(decoder: BoxDecoder, outputs: Mapping[str, Any], *,
+                     iou_threshold: float = 0.5, score_threshold: float = 0.25,
+                     max_detections: int = 100) -> dict[str, Any]:
+    """Decoding and class-wise NMS inside a TensorFlow graph (builtin TFLite ops only).
+
+    Returns ``detection_boxes`` ``(B, max_detections, 4)`` ``xyxy`` pixels,
+    ``detection_scores`` ``(B, max_detections)``, ``detection_classes`` (int32, -1 past the
+    end) and ``num_detections`` ``(B,)``: the rows before ``num_detections`` are what
+    `decode_detections` returns for the same image, in the same (score) order. A batch of one
+    (TFLite) runs NMS once; a larger or unknown batch maps it over the images.
+
+    Example:
+    >>> decoder = BoxDecoder("yolov8", (64, 64), 2)
+    >>> raw = {"boxes": np.zeros((1, 84, 64), np.float32),
+    ...        "classes": np.full((1, 84, 2), 0.9, np.float32)}
+    >>> int(graph_detections(decoder, raw)["num_detections"][0])
+    1
+    """
+    import tensorflow as tf
+
+    boxes, scores = decoder.graph(outputs)
+    options = (decoder.image_size, float(iou_threshold), float(score_threshold),
+               int(max_detections))
+    if boxes.shape[0] == 1:
+        results = [value[None] for value in _graph_nms_one(boxes[0], scores[0], *options)]
+    else:
+        signature = (tf.TensorSpec((max_detections, 4), tf.float32),
+                     tf.TensorSpec((max_detections,), tf.float32),
+                     tf.TensorSpec((max_detections,), tf.int32), tf.TensorSpec((), tf.int32))
+        results = tf.map_fn(lambda pair: _graph_nms_one(pair[0], pair[1], *options),
+                            (boxes, scores), fn_output_signature=signature)
+    return dict(zip(DETECTION_OUTPUTS, results))
+
+
+def detections_from_outputs(outputs: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Per-image ``{"boxes", "scores", "classes"}`` from an exported graph's detection outputs
+    (`graph_detections`: the padding rows dropped).
+
+    Example:
+    >>> out = {"detection_boxes": np.zeros((1, 3, 4)), "detection_scores": np.array([[.9, 0, 0]]),
+    ...        "detection_classes": np.array([[1, -1, -1]]), "num_detections": np.array([1])}
+    >>> detections_from_outputs(out)[0]["classes"].tolist()
+    [1]
+    """
+    results = []
+    for index, count in enumerate(np.asarray(outputs["num_detections"]).reshape(-1)):
+        count = int(count)
+        results.append({
+            "boxes": np.asarray(outputs["detection_boxes"][index][:count], np.float32),
+            "scores": np.asarray(outputs["detection_scores"][index][:count], np.float32),
+            "classes": np.asarray(outputs["detection_classes"][index][:count], np.int32)})
     return results

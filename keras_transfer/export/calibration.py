@@ -48,13 +48,35 @@ def calibrated_tensors(model: bytes) -> list[int]:
     ]
 
 
-def activation_ranges(
-    model: bytes, images: np.ndarray, *, threads: int | None = None
-) -> dict[int, tuple[float, float]]:
-    """Min/max of every calibrated tensor of ``model`` (a float TFLite model) over ``images``.
+# Additive attention / padding masks add about -1e9 (Keras' Softmax mask, SpanProbabilities):
+# values at or below this are masks, not activations, and must not set a tensor's int8 range.
+MASK_VALUE = -1e8
+# Where a masked tensor's range starts below its lowest real value: exp(-30) ~ 1e-13, so a
+# masked position still gets no probability after a softmax, while 256 levels still resolve
+# the real values (a range of ~1e9 would round them all to one level).
+MASK_MARGIN = 30.0
 
-    Runs the built-in kernels without delegates and with ``experimental_preserve_all_tensors``,
-    so no tensor shares its buffer with another and each value read is the tensor's own.
+
+def _as_samples(samples: Any, names: list[str]) -> list[dict[str, np.ndarray]]:
+    """Batch-1 feeds by input name: from an image array (one input) or a list of dicts."""
+    if isinstance(samples, np.ndarray):
+        if len(names) != 1:
+            raise CalibrationUnsupported(f"an array calibrates one input, the model has {names}.")
+        return [{names[0]: samples[i:i + 1]} for i in range(len(samples))]
+    return [{name: np.asarray(sample[name]) for name in names} for sample in samples]
+
+
+def activation_ranges(
+    model: bytes, samples: Any, *, threads: int | None = None
+) -> dict[int, tuple[float, float]]:
+    """Min/max of every calibrated tensor of ``model`` (a float TFLite model) over `samples`.
+
+    `samples`: raw images ``(N, H, W, 3)`` for a one-input model, or a list of batch-1 feeds
+    ``{input name: array}`` (token ids of a text model). Runs the built-in kernels without
+    delegates and with ``experimental_preserve_all_tensors``, so no tensor shares its buffer
+    with another and each value read is the tensor's own. Values at or below `MASK_VALUE`
+    (attention masks) are left out of a range: it then starts `MASK_MARGIN` below the lowest
+    real value, where the masked values saturate.
 
     Example:
     >>> # activation_ranges(calibrated, x[:100])[107]  ->  (0.0, 1.0)
@@ -73,19 +95,39 @@ def activation_ranges(
             ),
         )
     interpreter.allocate_tensors()
-    inputs = interpreter.get_input_details()
-    if len(inputs) != 1:
-        raise CalibrationUnsupported(f"expected a model with one input, got {len(inputs)}.")
+    inputs = _input_indices(interpreter)
     low = {index: np.inf for index in indices}
     high = {index: -np.inf for index in indices}
-    for i in range(len(images)):
-        interpreter.set_tensor(inputs[0]["index"], images[i : i + 1].astype(inputs[0]["dtype"]))
+    masked: set[int] = set()
+    for feed in _as_samples(samples, list(inputs)):
+        for name, value in feed.items():
+            details = inputs[name]
+            if tuple(details["shape"]) != value.shape:
+                interpreter.resize_tensor_input(details["index"], list(value.shape))
+                interpreter.allocate_tensors()
+                inputs = _input_indices(interpreter)
+            interpreter.set_tensor(inputs[name]["index"], value.astype(details["dtype"]))
         interpreter.invoke()
         for index in indices:
             value = interpreter.get_tensor(index)
-            low[index] = min(low[index], float(value.min()))
-            high[index] = max(high[index], float(value.max()))
-    return {index: (low[index], high[index]) for index in indices}
+            real = value[value > MASK_VALUE]
+            if real.size < value.size:
+                masked.add(index)
+            if real.size:
+                low[index] = min(low[index], float(real.min()))
+                high[index] = max(high[index], float(real.max()))
+    return {index: (low[index] - (MASK_MARGIN if index in masked else 0.0), high[index])
+            for index in indices if np.isfinite(low[index])}
+
+
+def _input_indices(interpreter) -> dict[str, dict]:
+    """Input details by name: the signature's names when there is one, else tensor names."""
+    signatures = interpreter.get_signature_list()
+    if signatures:
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        by_index = {d["index"]: d for d in interpreter.get_input_details()}
+        return {name: by_index[d["index"]] for name, d in runner.get_input_details().items()}
+    return {d["name"]: d for d in interpreter.get_input_details()}
 
 
 def with_ranges(model: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
@@ -104,13 +146,15 @@ def with_ranges(model: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(parsed))
 
 
-def quantize_int8(converter: Any, images: np.ndarray, io_type: Any) -> bytes:
+def quantize_int8(converter: Any, images: Any, io_type: Any) -> bytes:
     """Full-integer TFLite bytes from a configured ``tf.lite.TFLiteConverter``, exact ranges.
 
     ``converter`` has ``optimizations`` and ``supported_ops`` set for int8; ``images`` are the
-    representative raw images ``(N, H, W, 3)``; ``io_type`` is ``tf.float32`` (float input and
-    output around the integer model), ``tf.int8`` or ``tf.uint8``. Raises `CalibrationUnsupported`
-    when this TensorFlow lacks ``_experimental_calibrate_only`` or ``convert.mlir_quantize``.
+    representative raw images ``(N, H, W, 3)``, or for a model of several inputs a list of
+    batch-1 feeds ``{input name: array}`` (see `activation_ranges`); ``io_type`` is
+    ``tf.float32`` (float input and output around the integer model), ``tf.int8`` or
+    ``tf.uint8``. Raises `CalibrationUnsupported` when this TensorFlow lacks
+    ``_experimental_calibrate_only`` or ``convert.mlir_quantize``.
 
     Example:
     >>> # quantize_int8(converter, x_calibration, tf.float32)[4:8]  ->  b'TFL3'
@@ -121,10 +165,13 @@ def quantize_int8(converter: Any, images: np.ndarray, io_type: Any) -> bytes:
         raise CalibrationUnsupported(str(error)) from None
     if not hasattr(converter, "_experimental_calibrate_only"):
         raise CalibrationUnsupported("TFLiteConverter has no _experimental_calibrate_only.")
-    images = np.asarray(images, dtype="float32")
-    first = images[:1]
-    # The converter's own statistics are replaced below, so one image is enough here.
-    converter.representative_dataset = lambda: iter([[first]])
+    if isinstance(images, np.ndarray) or not isinstance(images, (list, tuple)):
+        images = np.asarray(images, dtype="float32")
+        first: Any = [images[:1]]
+    else:
+        first = images[0]  # a feed by input name (the signature's)
+    # The converter's own statistics are replaced below, so one sample is enough here.
+    converter.representative_dataset = lambda: iter([first])
     converter._experimental_calibrate_only = True
     try:
         calibrated = bytes(converter.convert())

@@ -10,10 +10,12 @@ Layout of an export folder (only the requested parts)::
     model.dynamic.tflite        TFLite int8 weights, float activations
     model.int8.tflite           TFLite full integer (int8/uint8 input+output with `int8_io`)
     labels.txt                  one label per line, in output order
-    metadata.json               input/normalization/labels/quantization/sizes/user metadata,
-                                the verification results, and ``checksums``: the size and
-                                sha256 of every file above (checked before each load, see
-                                `keras_transfer.export.integrity`)
+    metadata.json               the schema every task's export shares (format 2, see
+                                `keras_transfer.export.schema`): task, input (size, range,
+                                resize mode, normalization), output, labels, files and sizes,
+                                the verification results, user metadata, and ``checksums``: the
+                                size and sha256 of every file above (checked before each load,
+                                see `keras_transfer.export.integrity`)
 
 The folder is built beside ``directory`` and renamed into place only once everything (including
 verification, and the caller's own files: ``extra_files``) succeeded, so a failure leaves no
@@ -22,7 +24,7 @@ half-written export and the previous one intact.
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import json
 import os
 import shutil
@@ -34,52 +36,59 @@ import numpy as np
 
 from keras_transfer.data.decode import check_resize_mode
 from keras_transfer.errors import BadInputError
-from keras_transfer.export import describe, images, integrity, saved_model, tflite, verify
+from keras_transfer.export import describe, images, integrity, saved_model, schema, tflite, verify
 from keras_transfer.export.interpreter import default_threads, interpreter_class
 from keras_transfer.export.progress import step
+from keras_transfer.export.schema import (  # noqa: F401 - re-exported: earlier import paths
+    FORMAT_VERSION,
+    FORMATS,
+    KERAS_FILE,
+    LABELS_FILE,
+    METADATA_FILE,
+    SAVED_MODEL_DIR,
+)
 from keras_transfer.weights.cache import atomic_directory
-
-FORMATS = ("keras", "saved_model", "tflite")
-METADATA_FILE = "metadata.json"
-LABELS_FILE = "labels.txt"
-KERAS_FILE = "model.keras"
-SAVED_MODEL_DIR = "saved_model"
-FORMAT_VERSION = 1
-
-
-def _as_tuple(value: str | Sequence[str], what: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    values = (value,) if isinstance(value, str) else tuple(value)
-    if values == ("all",):
-        values = tuple(allowed)
-    unknown = [v for v in values if v not in allowed]
-    if unknown or not values:
-        raise BadInputError(f"export: {what}={value!r}; choose from {tuple(allowed)} (or 'all').")
-    return tuple(dict.fromkeys(values))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 def write_keras(model: keras.Model, path: Path) -> None:
-    """Saves the ``.keras`` archive (a separate function so tests can make it fail).
+    """Saves the ``.keras`` archive so that `keras.models.load_model` loads it without warnings
+    (a separate function so tests can make it fail).
+
+    Loading compiles the model from its compile config, builds that optimizer on the model's
+    trainable variables and loads the saved optimizer state into it, which Keras skips with a
+    warning when the variables differ: after `unfreeze` with no `fit` since, or a recompile with
+    no `fit` (the optimizer is unbuilt). An export is for inference, so such an optimizer is
+    saved fresh: same class and settings, built on the trainable variables, zero state. One
+    built on exactly the trainable variables is saved as it is (iterations, moments). `model`
+    is left as it was: its own optimizer and compile state are not touched.
 
     Example:
-    >>> # write_keras(model, Path("out/model.keras"))
+    >>> import tempfile, warnings
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile("adam", "mse")  # not fitted: its optimizer is unbuilt
+    >>> path = Path(tempfile.mkdtemp()) / "model.keras"
+    >>> write_keras(model, path)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")  # "Skipping variable loading ..." would raise
+    ...     loaded = keras.models.load_model(path)
+    >>> model.optimizer.built, loaded.optimizer.built
+    (False, True)
     """
-    model.save(path)
+    from keras_transfer.compat.keras_internals import optimizer_built_for
+
+    optimizer = getattr(model, "optimizer", None)
+    built_for = optimizer_built_for(optimizer) if optimizer is not None else None
+    if optimizer is None or (built_for is not None and list(map(id, built_for)) ==
+                             list(map(id, model.trainable_variables))):
+        model.save(path)  # nothing to save, or a state load_model takes as it is
+        return
+    fresh = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    fresh.build(model.trainable_variables)  # what load_model builds, so the state fits
+    model.optimizer = fresh  # saving writes `model.optimizer`: swapped for the save only
+    try:
+        model.save(path)
+    finally:
+        model.optimizer = optimizer
 
 
 def export(
@@ -161,8 +170,45 @@ def export(
     >>> sorted(info["checksums"]["model.tflite"])
     ['sha256', 'size_bytes']
     """
-    formats = _as_tuple(formats, "formats", FORMATS)
-    quantization = _as_tuple(quantization, "quantization", tflite.QUANTIZATIONS)
+    plan = _plan(model, formats, quantization, labels, int8_io, num_verify, resize_mode,
+                 threads)
+    x_verify, y_verify, data_source = _verification_images(verify_data, num_verify, plan.size)
+    x_calibration = _calibration_images(plan, representative_data, verify_data,
+                                        num_calibration)
+    info = _metadata(model, plan, metadata)
+    directory = schema.check_target(directory, overwrite)
+    with atomic_directory(directory, overwrite=overwrite) as tmp:
+        _write_files(model, tmp, plan, info, x_calibration, verbose)
+        info["verification"] = _verify(model, tmp, info["files"], x_verify, y_verify,
+                                       plan.task, plan.threads, data_source, verbose)
+        verify.check_parity(info["verification"], directory, len(x_verify), require_parity)
+        with step(f"writing {METADATA_FILE}", verbose=verbose):
+            schema.write_metadata(tmp, info)
+        if extra_files is not None:
+            extra_files(tmp, {**info, "directory": str(directory)})
+    if verbose:
+        print(f"[export] wrote {directory}", flush=True)
+    return {**info, "directory": str(directory)}
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What an image export will write, checked before anything is written."""
+
+    formats: tuple[str, ...]
+    quantization: tuple[str, ...]
+    int8_io: str | None
+    size: tuple[int, int]
+    description: dict[str, Any]
+    labels: list[str] | None
+    task: str  # the output task: single_label, multi_label, regression, segmentation
+    threads: int
+
+
+def _plan(model: keras.Model, formats, quantization, labels, int8_io, num_verify: int,
+          resize_mode: str, threads: int | None) -> _Plan:
+    formats = schema.choices(formats, FORMATS, "formats")
+    quantization = schema.choices(quantization, tflite.QUANTIZATIONS, "quantization")
     if "tflite" not in formats:
         if quantization != ("float32",):
             raise BadInputError(f"export: quantization={quantization} needs 'tflite' in formats.")
@@ -176,126 +222,103 @@ def export(
     check_resize_mode(resize_mode)
     description = describe.describe_model(model)
     description["input"]["resize_mode"] = resize_mode
-    size = describe.image_size(model)
-    task = description["output"]["task"]
-    if labels is not None:
-        labels = [str(label) for label in labels]
-        if any("\n" in label for label in labels):
-            raise BadInputError("export: labels must not contain newlines.")
-        num_outputs = description["output"]["shape"][-1]
-        if num_outputs is not None and len(labels) != num_outputs:
-            raise BadInputError(
-                f"export: {len(labels)} labels for a model with {num_outputs} outputs."
-            )
-    user_metadata = json.loads(json.dumps(metadata or {}, default=_json_default))
-    threads = threads or default_threads()
+    labels = schema.check_labels(labels, description["output"]["shape"][-1])
+    return _Plan(formats, quantization, int8_io, describe.image_size(model), description,
+                 labels, description["output"]["task"], threads or default_threads())
 
-    # Everything that can fail on bad input is read before anything is written.
+
+def _verification_images(verify_data: Any, count: int, size: tuple[int, int]):
+    """(images, labels or None, source): `verify_data`, else seeded uniform noise."""
     if verify_data is not None:
-        x_verify, y_verify = images.collect_samples(
-            verify_data, num_verify, size, what="verify_data"
-        )
-        data_source = "verify_data"
-    else:
-        rng = np.random.default_rng(0)
-        x_verify = rng.uniform(0.0, 255.0, (num_verify, *size, 3)).astype("float32")
-        y_verify, data_source = None, "random"
-    x_calibration = None
-    if "int8" in quantization:
-        source = representative_data if representative_data is not None else verify_data
-        if source is None:
-            raise BadInputError(
-                "export: quantization 'int8' needs representative_data (raw images) or "
-                "verify_data to calibrate on."
-            )
-        # Spread over the whole array, so data sorted by class still calibrates on every class.
-        x_calibration, _ = images.collect_samples(
-            source, num_calibration, size, what="representative_data", spread=True
-        )
+        x, y = images.collect_samples(verify_data, count, size, what="verify_data")
+        return x, y, "verify_data"
+    noise = np.random.default_rng(0).uniform(0.0, 255.0, (count, *size, 3)).astype("float32")
+    return noise, None, "random"
 
-    embedded = {
-        "format_version": FORMAT_VERSION,
-        "input": description["input"],
-        "normalization": description["normalization"],
-        "output": description["output"],
-        "labels": labels,
-    }
-    info: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
-        "model": description,
-        "labels": labels,
-        "formats": list(formats),
-        "quantization": list(quantization),
-        "int8_io": int8_io,
-        "files": {},
-        "user": user_metadata,
-    }
 
-    directory = Path(directory)
-    if directory.exists() and not overwrite:
-        raise FileExistsError(f"{directory} already exists (pass overwrite=True to replace it).")
-    with atomic_directory(directory, overwrite=overwrite) as tmp:
-        files: dict[str, dict[str, Any]] = info["files"]
-        if "keras" in formats:
-            with step(f"writing {KERAS_FILE}", verbose=verbose):
-                write_keras(model, tmp / KERAS_FILE)
-                integrity.check_keras_archive(tmp / KERAS_FILE)
-            files[KERAS_FILE] = {"format": "keras"}
-        if "saved_model" in formats:
-            with step(f"writing {SAVED_MODEL_DIR}/ (serve, serve_bytes)", verbose=verbose):
-                saved_model.write_saved_model(model, tmp / SAVED_MODEL_DIR, size,
-                                              resize_mode=resize_mode)
-            files[SAVED_MODEL_DIR] = {
-                "format": "saved_model",
-                "signatures": ["serve", "serve_bytes", "serving_default"],
-            }
-        if quantization:
-            source_dir = tmp / ".tflite_source"
-            with step("tracing the batch-1 graph for TFLite", verbose=verbose):
-                saved_model.write_saved_model(
-                    model, source_dir, size, batch_size=1, with_bytes=False
-                )
-            for flavour in quantization:
-                name = tflite.tflite_filename(flavour)
-                with step(f"converting {name}", verbose=verbose):
-                    data = tflite.convert_saved_model(
-                        source_dir, flavour, representative_images=x_calibration, int8_io=int8_io
-                    )
-                    data = tflite.embed_metadata(data, {**embedded, "quantization": flavour})
-                    write_tflite(tmp / name, data)
-                files[name] = {
-                    "format": "tflite",
-                    "quantization": flavour,
-                    "io": int8_io if flavour == "int8" and int8_io else "float32",
-                }
-                if flavour == "int8":
-                    files[name]["calibration_images"] = int(len(x_calibration))
-            shutil.rmtree(source_dir)
-        if labels is not None:
-            (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
-            files[LABELS_FILE] = {"format": "labels"}
-        for name, entry in files.items():
-            entry["size_bytes"] = _size(tmp / name)
+def _calibration_images(plan: _Plan, representative_data: Any, verify_data: Any,
+                        count: int) -> np.ndarray | None:
+    if "int8" not in plan.quantization:
+        return None
+    source = representative_data if representative_data is not None else verify_data
+    if source is None:
+        raise BadInputError("export: quantization 'int8' needs representative_data (raw images) "
+                            "or verify_data to calibrate on.")
+    # Spread over the whole array, so data sorted by class still calibrates on every class.
+    return images.collect_samples(source, count, plan.size, what="representative_data",
+                                  spread=True)[0]
 
-        info["verification"] = _verify(
-            model, tmp, files, x_verify, y_verify, task, threads, data_source, verbose
-        )
-        problems = verify.parity_problems(info["verification"])
-        if problems:
-            info["verification"]["problems"] = problems
-        verify.fail_or_warn(directory, len(x_verify), problems, require_parity)
-        # Of the files as they will be renamed into place: every later load is checked on them.
-        info["checksums"] = integrity.checksums(tmp, files)
-        with step(f"writing {METADATA_FILE}", verbose=verbose):
-            text = json.dumps(info, indent=2, default=_json_default)
-            (tmp / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
-        if extra_files is not None:
-            extra_files(tmp, {**info, "directory": str(directory)})
-    if verbose:
-        print(f"[export] wrote {directory}", flush=True)
-    return {**info, "directory": str(directory)}
+
+def _metadata(model: keras.Model, plan: _Plan, user: dict[str, Any] | None) -> dict[str, Any]:
+    """The format-2 ``metadata.json`` of an image model (plus format 1's ``model`` section)."""
+    description = plan.description
+    segmentation = plan.task == "segmentation"
+    output = {"kind": "masks" if segmentation else "scores", "names": ["predictions"],
+              **description["output"]}
+    info = schema.new_metadata(
+        "segmentation" if segmentation else "image_classification", model=description,
+        labels=plan.labels, formats=plan.formats, quantization=plan.quantization,
+        input={"kind": "images", "names": ["images"], **description["input"],
+               "normalization": description["normalization"]},
+        output=output, task_config=_task_config(model), user=user)
+    info["int8_io"] = plan.int8_io
+    return info
+
+
+def _task_config(model: keras.Model) -> dict[str, Any]:
+    from keras_transfer.tasks import task_config_of
+
+    try:
+        return task_config_of(model)
+    except BadInputError:  # a hand-built model that carries no task: nothing to record
+        return {}
+
+
+def _write_files(model: keras.Model, tmp: Path, plan: _Plan, info: dict[str, Any],
+                 x_calibration: np.ndarray | None, verbose: bool) -> None:
+    """Writes the requested files into `tmp` and records them in ``info["files"]``."""
+    files: dict[str, dict[str, Any]] = info["files"]
+    if "keras" in plan.formats:
+        with step(f"writing {KERAS_FILE}", verbose=verbose):
+            write_keras(model, tmp / KERAS_FILE)
+            integrity.check_keras_archive(tmp / KERAS_FILE)
+        files[KERAS_FILE] = {"format": "keras"}
+    if "saved_model" in plan.formats:
+        with step(f"writing {SAVED_MODEL_DIR}/ (serve, serve_bytes)", verbose=verbose):
+            saved_model.write_saved_model(model, tmp / SAVED_MODEL_DIR, plan.size,
+                                          resize_mode=plan.description["input"]["resize_mode"])
+        files[SAVED_MODEL_DIR] = {"format": "saved_model",
+                                  "signatures": ["serve", "serve_bytes", "serving_default"]}
+    if plan.quantization:
+        _write_tflite_files(model, tmp, plan, info, x_calibration, verbose)
+    schema.write_labels(tmp, plan.labels, files)
+    schema.record_sizes(tmp, files)
+
+
+def _write_tflite_files(model: keras.Model, tmp: Path, plan: _Plan, info: dict[str, Any],
+                        x_calibration: np.ndarray | None, verbose: bool) -> None:
+    description = plan.description
+    embedded = {"format_version": FORMAT_VERSION, "task": info["task"],
+                "input": description["input"], "normalization": description["normalization"],
+                "output": description["output"], "labels": plan.labels}
+    source_dir = tmp / ".tflite_source"
+    with step("tracing the batch-1 graph for TFLite", verbose=verbose):
+        saved_model.write_saved_model(model, source_dir, plan.size, batch_size=1,
+                                      with_bytes=False)
+    for flavour in plan.quantization:
+        name = tflite.tflite_filename(flavour)
+        with step(f"converting {name}", verbose=verbose):
+            data = tflite.convert_saved_model(source_dir, flavour,
+                                              representative_images=x_calibration,
+                                              int8_io=plan.int8_io)
+            data = tflite.embed_metadata(data, {**embedded, "quantization": flavour})
+            write_tflite(tmp / name, data)
+        entry = {"format": "tflite", "quantization": flavour,
+                 "io": plan.int8_io if flavour == "int8" and plan.int8_io else "float32"}
+        if flavour == "int8":
+            entry["calibration_images"] = int(len(x_calibration))
+        info["files"][name] = entry
+    shutil.rmtree(source_dir)
 
 
 def write_tflite(path: Path, data: bytes) -> None:
@@ -351,16 +374,3 @@ def _verify(
             parts.append(f"{entry['size_bytes'] / 1024:.0f} KiB")
             print(f"[export]   {name}: " + ", ".join(parts), flush=True)
     return result
-
-
-def _versions() -> dict[str, str]:
-    import tensorflow as tf
-
-    versions = {"keras": keras.__version__, "tensorflow": tf.__version__}
-    try:
-        from importlib.metadata import version
-
-        versions["keras_transfer"] = version("keras-transfer")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        pass
-    return versions

@@ -1,7 +1,8 @@
 """What an exported model expects and returns, read from the Keras model itself.
 
 The description (input size and dtype, the normalization done by an `ImagePreprocessing` layer,
-the output activation) goes into ``metadata.json`` and into the TFLite files.
+the output activation, the task the model carries) goes into ``metadata.json`` and into the
+TFLite files.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import keras
 
 from keras_transfer.errors import BadInputError
 from keras_transfer.layers import ImagePreprocessing
-
-_TASKS = {"softmax": "single_label", "sigmoid": "multi_label", "linear": "regression"}
 
 # Each mode written as the equivalent per-channel ``(pixel - mean) / std`` on RGB pixels in
 # [0, 255] (the form mobile runtimes such as the TFLite Task library describe normalization in).
@@ -110,6 +109,29 @@ def image_size(model: keras.Model) -> tuple[int, int]:
     return int(shape[1]), int(shape[2])
 
 
+def output_task(model: keras.Model) -> str:
+    """What the output means, from the task the model carries (`keras_transfer.task_of`): the
+    head of an image classifier (``single_label``, ``multi_label``, ``regression``),
+    ``segmentation``, or another task's name; ``unknown`` for a model that carries none.
+
+    Example:
+    >>> import keras_transfer as kt
+    >>> model = kt.build_image_classifier("vgg16", 2, weights=None, input_shape=(32, 32, 3),
+    ...                                   task="multi_label")
+    >>> output_task(model)
+    'multi_label'
+    """
+    from keras_transfer.tasks import task_config_of, task_name_of
+
+    try:
+        name = task_name_of(model)
+    except BadInputError:
+        return "unknown"
+    if name == "image_classification":
+        return str(task_config_of(model).get("head", "single_label"))
+    return name
+
+
 def describe_model(model: keras.Model) -> dict[str, Any]:
     """The ``model`` section of ``metadata.json``: input, output, normalization, parameters.
 
@@ -122,7 +144,7 @@ def describe_model(model: keras.Model) -> dict[str, Any]:
     """
     height, width = image_size(model)
     output_shape = model.output_shape
-    if isinstance(output_shape, list):
+    if isinstance(output_shape, (list, dict)):
         raise BadInputError("export: the model must have a single output.")
     activation = None
     try:
@@ -131,9 +153,6 @@ def describe_model(model: keras.Model) -> dict[str, Any]:
         activation = getattr(act, "__name__", None)
     except ValueError:
         pass
-    task = _TASKS.get(activation or "", "unknown")
-    if activation == "softmax" and len(output_shape) == 4:  # (batch, H, W, classes) per pixel
-        task = "segmentation"
     return {
         "name": model.name,
         "num_params": int(model.count_params()),
@@ -147,7 +166,7 @@ def describe_model(model: keras.Model) -> dict[str, Any]:
         "output": {
             "shape": [int(d) if d is not None else None for d in output_shape[1:]],
             "activation": activation,
-            "task": task,
+            "task": output_task(model),
         },
         "normalization": describe_normalization(find_preprocessing(model)),
     }

@@ -31,9 +31,7 @@ from keras_transfer.data.symmetry import (
 from keras_transfer.errors import BadInputError
 from keras_transfer.data.decode import check_resize_mode
 from keras_transfer.export.images import to_image_batch
-from keras_transfer.export.integrity import check_artifact
 
-_FLOAT_CHOICES = ("model.keras", "saved_model", "model.tflite")
 METADATA_FILE = "metadata.json"
 REPORT_FILE = "report.json"
 
@@ -88,8 +86,9 @@ def _beside(path: Path, name: str) -> Path:
 
 def recorded_resize_mode(artifact_path: str | os.PathLike) -> str:
     """How the training images were resized to the input ("stretch", "pad", "crop"), as
-    ``metadata.json`` beside the artifact records it (``model.input.resize_mode``); "stretch"
-    when nothing is recorded (exports made before it was).
+    ``metadata.json`` beside the artifact records it (``input.resize_mode``, or
+    ``model.input.resize_mode`` in exports of format 1); "stretch" when nothing is recorded
+    (exports made before it was).
 
     Example:
     >>> import tempfile, pathlib
@@ -101,9 +100,11 @@ def recorded_resize_mode(artifact_path: str | os.PathLike) -> str:
     metadata = _beside(Path(artifact_path), METADATA_FILE)
     if not metadata.is_file():
         return "stretch"
-    model = _read_json(metadata).get("model")
-    section = model.get("input") if isinstance(model, dict) else None
-    mode = section.get("resize_mode", "stretch") if isinstance(section, dict) else "stretch"
+    info = _read_json(metadata)
+    model = info.get("model")
+    sections = [info.get("input"), model.get("input") if isinstance(model, dict) else None]
+    mode = next((section["resize_mode"] for section in sections
+                 if isinstance(section, dict) and "resize_mode" in section), "stretch")
     check_resize_mode(mode)
     return mode
 
@@ -178,78 +179,14 @@ def resolve_tta(tta: bool | str | Sequence[str] | None,
     return parse_symmetries(tta)
 
 
-def _resolve(path: Path) -> Path:
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file or folder.")
-    if path.is_dir() and not (path / "saved_model.pb").is_file():
-        for name in _FLOAT_CHOICES:
-            if (path / name).exists():
-                return path / name
-        tflites = sorted(path.glob("*.tflite"))
-        if tflites:
-            return tflites[0]
-        raise BadInputError(
-            f"{path}: neither a SavedModel nor an export folder (no {', '.join(_FLOAT_CHOICES)})."
-        )
-    return path
-
-
-def _load_keras(path: Path) -> Artifact:
-    import keras
-
-    # A truncated archive would otherwise fail as Keras's misleading "File not found".
-    check_artifact(path)
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as error:  # noqa: BLE001 - keras raises many kinds for a bad archive
-        raise BadInputError(f"{path}: cannot load the Keras model: {error}") from None
-    shape = model.input_shape
-    size = (shape[1], shape[2]) if shape[1] is not None and shape[2] is not None else None
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return keras.ops.convert_to_numpy(model(x, training=False))
-
-    return Artifact(path, "keras", size, run, model=model)
-
-
-def _load_saved_model(path: Path) -> Artifact:
-    import tensorflow as tf
-
-    check_artifact(path)
-    try:
-        loaded = tf.saved_model.load(str(path))
-    except Exception as error:  # noqa: BLE001
-        raise BadInputError(f"{path}: cannot load the SavedModel: {error}") from None
-    signatures = loaded.signatures
-    name = "serve" if "serve" in signatures else "serving_default"
-    if name not in signatures:
-        raise BadInputError(f"{path}: SavedModel has no 'serve' or 'serving_default' signature.")
-    fn = signatures[name]
-    specs = fn.structured_input_signature[1]
-    if len(specs) != 1:
-        raise BadInputError(
-            f"{path}: signature {name!r} takes {len(specs)} inputs, expected one image batch."
-        )
-    (arg, spec), = specs.items()
-    size = tuple(spec.shape[1:3]) if spec.shape.rank == 4 and None not in spec.shape[1:3] else None
-
-    def run(x: np.ndarray) -> np.ndarray:
-        outputs = fn(**{arg: tf.constant(x, spec.dtype)})
-        value = outputs["predictions"] if "predictions" in outputs else next(iter(outputs.values()))
-        return value.numpy()
-
-    return Artifact(path, "saved_model", size, run)
-
-
-def _load_tflite(path: Path, threads: int | None) -> Artifact:
-    from keras_transfer.export.interpreter import TFLiteRunner
-
-    runner = TFLiteRunner(path, threads=threads)
-    return Artifact(path, "tflite", runner.image_size, runner)
+def _single_output(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    return outputs["predictions"] if "predictions" in outputs else next(iter(outputs.values()))
 
 
 def load_artifact(path: str | os.PathLike, *, threads: int | None = None) -> Artifact:
-    """Loads a ``.keras`` file, SavedModel folder, ``.tflite`` file or export folder.
+    """Loads a ``.keras`` file, SavedModel folder, ``.tflite`` file or export folder of an image
+    model (one image batch in, one output), through the one loader of every task
+    (`keras_transfer.export.runner.load_runner`).
 
     The files are checked first (`keras_transfer.export.integrity.check_artifact`): against the
     size and sha256 recorded in ``metadata.json`` beside them, and for their structure, so a
@@ -259,17 +196,15 @@ def load_artifact(path: str | os.PathLike, *, threads: int | None = None) -> Art
     >>> # model = load_artifact("exports/flowers")   # picks model.keras, else saved_model/, ...
     >>> # model(np.zeros((1, 224, 224, 3), "float32"))
     """
-    path = _resolve(Path(path))
-    if path.is_dir():
-        artifact = _load_saved_model(path)
-    elif path.suffix == ".keras":
-        artifact = _load_keras(path)
-    elif path.suffix == ".tflite":
-        artifact = _load_tflite(path, threads)
-    else:
-        raise BadInputError(
-            f"{path}: unknown artifact type (expected .keras, .tflite or a SavedModel folder)."
-        )
+    from keras_transfer.export.runner import load_runner, resolve_artifact
+
+    path = resolve_artifact(path)
+    runner = load_runner(path, threads=threads)
+    if len(runner.input_names) != 1:
+        raise BadInputError(f"{path}: takes {len(runner.input_names)} inputs "
+                            f"({', '.join(runner.input_names)}), expected one image batch.")
+    artifact = Artifact(path, runner.kind, runner.image_size,
+                        lambda x: _single_output(runner(x)), model=runner.model)
     artifact.labels = _find_labels(path)
     artifact.resize_mode = recorded_resize_mode(path)
     return artifact

@@ -71,12 +71,19 @@ def convert_saved_model(
     saved_model_dir: str | os.PathLike,
     quantization: str = "float32",
     *,
-    representative_images: np.ndarray | None = None,
+    representative_images: Any = None,
     int8_io: str | None = None,
+    signature: str = "serve",
+    float_fallback: bool = False,
 ) -> bytes:
-    """Converts a batch-1 SavedModel (``serve`` signature) to TFLite bytes.
+    """Converts one signature of a SavedModel (``serve``: batch-1 images) to TFLite bytes,
+    built-in ops only.
 
-    ``representative_images`` (raw float32 images, ``(N, H, W, 3)``) are required for ``"int8"``.
+    ``representative_images`` are required for ``"int8"``: raw float32 images
+    ``(N, H, W, 3)``, or for a signature of several inputs (token ids) a list of batch-1 feeds
+    ``{input name: array}``. With `float_fallback`, ops that have no int8 kernel (e.g. a
+    detector's ``NON_MAX_SUPPRESSION_V4``) stay float32 in an ``"int8"`` file instead of
+    failing the conversion; the others are integer.
 
     Example:
     >>> import tempfile, keras
@@ -94,7 +101,7 @@ def convert_saved_model(
     if int8_io not in INT8_IO:
         raise BadInputError(f"int8_io={int8_io!r} is not one of {INT8_IO}.")
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        str(saved_model_dir), signature_keys=["serve"]
+        str(saved_model_dir), signature_keys=[signature]
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization != "float32":
@@ -104,7 +111,8 @@ def convert_saved_model(
     if quantization == "int8":
         if representative_images is None or len(representative_images) == 0:
             raise BadInputError("int8 quantization needs representative images to calibrate on.")
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+            [tf.lite.OpsSet.TFLITE_BUILTINS] if float_fallback else [])
         io_type = {None: tf.float32, "int8": tf.int8, "uint8": tf.uint8}[int8_io]
         try:
             return calibration.quantize_int8(converter, representative_images, io_type)
@@ -175,14 +183,17 @@ def read_embedded_metadata(
 
 
 def as_representative(
-    images: Iterable[np.ndarray] | np.ndarray,
+    images: Iterable[np.ndarray] | np.ndarray | list[dict],
 ) -> Callable[[], Iterable[list[np.ndarray]]]:
-    """Wraps raw images as a converter ``representative_dataset`` (one batch-1 input per image).
+    """Wraps raw images as a converter ``representative_dataset`` (one batch-1 input per image);
+    a list of feeds ``{input name: array}`` is yielded as it is.
 
     Example:
     >>> next(iter(as_representative(np.zeros((2, 4, 4, 3)))()))[0].shape
     (1, 4, 4, 3)
     """
+    if isinstance(images, list) and images and isinstance(images[0], dict):
+        return lambda: iter(images)
     array = np.asarray(images, dtype="float32")
 
     def generator():

@@ -190,3 +190,42 @@ def fail_or_warn(what: str | os.PathLike, num_images: int, problems: list[str],
                             "export anyway (the differences are then recorded in "
                             "metadata.json under verification.problems).")
     warnings.warn(message + " Exported anyway (require_parity=False).", stacklevel=3)
+
+
+def compare_named(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+                  ) -> dict[str, Any]:
+    """Differences of two dicts of named outputs (text models, QA, language models): the
+    largest |diff| over all of them, and the argmax agreement of each one with several
+    classes (``top1_agreement`` for ``predictions``, ``<name>_agreement`` for the others).
+
+    Example:
+    >>> compare_named({"start": np.array([[0.2, 0.8]])}, {"start": np.array([[0.3, 0.7]])})
+    {'max_abs_diff': 0.1..., 'start_agreement': 1.0}
+    """
+    result: dict[str, Any] = {"max_abs_diff": float(max(
+        np.max(np.abs(np.asarray(value, "float32") - np.asarray(outputs[key], "float32")))
+        for key, value in reference.items()))}
+    for key, value in reference.items():
+        value = np.asarray(value)
+        if value.ndim >= 2 and value.shape[-1] > 1:
+            name = "top1_agreement" if key == "predictions" else f"{key}_agreement"
+            result[name] = float(np.mean(np.asarray(outputs[key]).argmax(-1) ==
+                                         value.argmax(-1)))
+    return result
+
+
+def check_parity(verification: dict[str, Any], what: str | os.PathLike, num_samples: int,
+                 require_parity: bool) -> None:
+    """Records ``parity`` (and ``problems``) in an export's verification record, then fails
+    or warns as `fail_or_warn` does: the rule every task's export follows.
+
+    Example:
+    >>> record = {"saved_model": {"max_abs_diff": 1e-7}, "tflite": {}}
+    >>> check_parity(record, "export", 2, require_parity=True); record["parity"]
+    True
+    """
+    problems = parity_problems(verification)
+    verification["parity"] = not problems
+    if problems:
+        verification["problems"] = problems
+    fail_or_warn(what, num_samples, problems, require_parity)

@@ -37,10 +37,24 @@ def _build(*args, **kwargs) -> keras.Model:
     return build_detector(*args, **kwargs)
 
 
+# The shared export keywords under the detector export's own names.
+_EXPORT_NAMES = {"labels": "class_names", "verify_data": "verify_images",
+                 "representative_data": "representative_images"}
+
+
 def _export(model: keras.Model, directory, **options) -> dict:
     from keras_transfer.detection.export import export_detector
 
+    for shared, own in _EXPORT_NAMES.items():
+        if shared in options:
+            options[own] = options.pop(shared)
     return export_detector(model, directory, **options)
+
+
+def _predict(artifact, inputs, **options):
+    from keras_transfer.tasks.predictors import detect_images
+
+    return detect_images(artifact, inputs, **options)
 
 
 def _is_yolov8(model: keras.Model) -> bool:
@@ -54,8 +68,10 @@ DETECTION = register_task(Task(
     description="object detection: YOLOv8, RetinaNet, SSDLite-style or Faster R-CNN on a "
                 "registered backbone's strides 8/16/32, boxes after NMS",
     inputs="images", build=_build, optimizer=_optimizer, compile=compile_detector,
-    head_loss=None, default_learning_rate=1e-3, quantizations=("float32",),
-    export=_export,
+    head_loss=None, default_learning_rate=1e-3,
+    # int8: integer convolutions; the decoding and the NMS inside the graph stay float32.
+    quantizations=("float32", "float16", "dynamic", "int8"),
+    export=_export, predict=_predict,
 ))
 
 register_class_rule(_is_yolov8, "detection")  # keras-cv's class; ours carry task_name

@@ -60,15 +60,16 @@ def _build(*args, **kwargs) -> keras.Model:
 
 
 def _export(model: keras.Model, directory, **options) -> dict:
+    # The image export takes the shared keywords as they are (labels, verify_data, ...).
     from keras_transfer.export.core import export
 
     return export(model, directory, **options)
 
 
 def _predict(artifact, inputs, **options):
-    from keras_transfer.export.predict import predict
+    from keras_transfer.tasks.predictors import classify_images
 
-    return predict(artifact, inputs, **options)
+    return classify_images(artifact, inputs, **options)
 
 
 IMAGE_CLASSIFICATION = register_task(Task(

@@ -37,6 +37,12 @@ def _export(model: keras.Model, directory, **options) -> dict:
     return export(model, directory, **options)
 
 
+def _predict(artifact, inputs, **options):
+    from keras_transfer.tasks.predictors import segment_images
+
+    return segment_images(artifact, inputs, **options)
+
+
 SEGMENTATION = register_task(Task(
     name="segmentation", alias="segmentation",
     description="semantic segmentation: DeepLabV3+ or U-Net on a registered CNN backbone, "
@@ -44,5 +50,5 @@ SEGMENTATION = register_task(Task(
     inputs="images", build=_build, optimizer=adam, compile=compile_segmenter,
     head_loss=None, default_learning_rate=1e-3,
     quantizations=("float32", "float16", "dynamic", "int8"),
-    export=_export, predict=None,
+    export=_export, predict=_predict,
 ))

@@ -62,14 +62,46 @@ def _build_lm(*args, **kwargs):
     return build_causal_lm(*args, **kwargs)
 
 
+def _pairs(texts: Any) -> Any:
+    """QA verification data given as ``{"question", "context"}`` dicts → (question, context)."""
+    if texts is None:
+        return None
+    return [(t["question"], t["context"]) if isinstance(t, dict) else t for t in texts]
+
+
 def _export_text(model: keras.Model, directory, **options) -> dict:
     from keras_transfer.text.export import export_text_model
 
-    if "verify_data" in options:  # the shared keyword; text models verify on texts
-        verify = options.pop("verify_data")
-        if verify is not None:
-            options["verify_texts"] = verify
+    # The shared keywords: text models verify and calibrate on texts.
+    verify = _pairs(options.pop("verify_data", None))
+    if verify is not None:
+        options["verify_texts"] = verify
+    options["representative_texts"] = _pairs(options.pop("representative_data", None))
     return export_text_model(model, directory, **options)
+
+
+def _export_lm(model: keras.Model, directory, **options) -> dict:
+    from keras_transfer.tasks.causal_lm import export_causal_lm
+
+    return export_causal_lm(model, directory, **options)
+
+
+def _predict_texts(artifact, inputs, **options):
+    from keras_transfer.tasks.text_predictors import classify_texts
+
+    return classify_texts(artifact, inputs, **options)
+
+
+def _predict_answers(artifact, inputs, **options):
+    from keras_transfer.tasks.text_predictors import answer_questions
+
+    return answer_questions(artifact, inputs, **options)
+
+
+def _predict_lm(artifact, inputs, **options):
+    from keras_transfer.tasks.text_predictors import generate
+
+    return generate(artifact, inputs, **options)
 
 
 def is_causal_lm(model: keras.Model) -> bool:
@@ -90,7 +122,9 @@ TEXT_CLASSIFICATION = register_task(Task(
     inputs="texts", build=_build_classifier, optimizer=text_adamw,
     compile=_compile_with(lambda model: classifier_loss(model), None),
     head_loss=None, default_learning_rate=5e-5,
-    quantizations=("float32", "float16", "dynamic"), export=_export_text,
+    # int8 calibrates with the attention masks left out of the ranges (export.calibration).
+    quantizations=("float32", "float16", "dynamic", "int8"), export=_export_text,
+    predict=_predict_texts,
 ))
 
 QUESTION_ANSWERING = register_task(Task(
@@ -98,7 +132,8 @@ QUESTION_ANSWERING = register_task(Task(
     description="extractive question answering: (question, context) strings → answer span",
     inputs="question_context", build=_build_qa, optimizer=text_adamw,
     compile=_compile_with(_span_loss, None), head_loss=None, default_learning_rate=5e-5,
-    quantizations=("float32", "float16", "dynamic"), export=_export_text,
+    quantizations=("float32", "float16", "dynamic", "int8"), export=_export_text,
+    predict=_predict_answers,
 ))
 
 CAUSAL_LM = register_task(Task(
@@ -107,7 +142,10 @@ CAUSAL_LM = register_task(Task(
     inputs="texts", build=_build_lm, optimizer=text_adamw,
     compile=_compile_with(lambda model: (_lm_loss(), [keras.metrics.SparseCategoricalAccuracy()]),
                           None, weighted=True),
-    head_loss=None, default_learning_rate=5e-5, quantizations=(), separate_head=False,
+    head_loss=None, default_learning_rate=5e-5, separate_head=False,
+    # The token → logits graph (generation loops over it); tokenizer/ beside it.
+    quantizations=("float32", "float16", "dynamic", "int8"), export=_export_lm,
+    predict=_predict_lm,
 ))
 
 register_class_rule(is_causal_lm, "causal_lm")

@@ -1,29 +1,35 @@
 """Export text models: strings-in SavedModel, token-ids-in TFLite, the tokenizer beside them.
 
-Layout of an export folder (only the requested parts)::
+Layout of an export folder (only the requested parts; ``metadata.json`` has the schema every
+task's export shares, `keras_transfer.export.schema`)::
 
     model.keras            Keras 3 archive (tokenizer vocabulary inside; safe_mode loads it)
     saved_model/           signature ``serve`` (= ``serving_default``): the model's string
                            inputs (``text``, or ``text_a``/``text_b``, or ``question``/``context``),
                            shape (None,) → the outputs (``predictions``, or ``start``/``end``)
-    model.tflite           TFLite, float32, built-in ops only; int32 inputs (batch,
-    model.float16.tflite   sequence_length), batch 1 by default and resizable: ``token_ids``,
-    model.dynamic.tflite   ``padding_mask`` (1 = real token) and, where the family has them,
-                           ``segment_ids`` (0 first text, 1 second) → the same outputs
-                           (signature ``serve_tokens``)
+    model.tflite           TFLite, built-in ops only; int32 inputs (batch, sequence_length),
+    model.float16.tflite   batch 1 by default and resizable: ``token_ids``, ``padding_mask``
+    model.dynamic.tflite   (1 = real token) and, where the family has them, ``segment_ids``
+    model.int8.tflite      (0 first text, 1 second) → the same outputs (signature
+                           ``serve_tokens``); int8: integer weights and activations, float
+                           outputs, calibrated on representative texts
     tokenizer/             preprocessor.json (keras-hub config) + the vocabulary files
     labels.txt             class names in output order
-    metadata.json          inputs, outputs, special token ids, on-device recipe, verification
+    metadata.json          task, inputs, outputs, tokenizer (special token ids), verification
 
 Why TFLite takes token ids: keras-hub tokenizers are TensorFlow Text ops (WordPiece, BPE,
 SentencePiece), which are neither TFLite built-ins nor TF Select (Flex) ops, so a strings-in
 graph does not convert. Tokenize on the device with the shipped vocabulary, as `metadata.json`
-says, or in Python with `TextTFLiteRunner`.
+says, or in Python with `TextTFLiteRunner` / `keras_transfer.predict`.
+
+Why int8 works here: attention and span masks add -1e9 to masked logits, which would stretch
+an int8 range over 1e9 and round every real logit to one level; the calibration
+(`keras_transfer.export.calibration`) leaves mask values out of the ranges.
 """
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import json
 import os
 import shutil
@@ -35,12 +41,19 @@ import numpy as np
 
 from keras_transfer.compat.keras_internals import call_nodes, outputs_structure
 from keras_transfer.errors import BadInputError
+from keras_transfer.export import schema
 from keras_transfer.export.progress import step
-from keras_transfer.text.layers import TextPreprocessing, run_preprocessor
+from keras_transfer.export.verify import check_parity, compare_named
+from keras_transfer.text.layers import TextPreprocessing
+from keras_transfer.text.predict import (  # noqa: F401 - TextTFLiteRunner: its old home
+    TextTFLiteRunner,
+    as_batches as _as_batches,
+    tokenize as _tokens,
+)
 from keras_transfer.weights.cache import atomic_directory
 
-FORMATS = ("keras", "saved_model", "tflite")
-QUANTIZATIONS = ("float32", "float16", "dynamic")
+FORMATS = schema.FORMATS
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 TOKENIZER_DIR = "tokenizer"
 PREPROCESSOR_FILE = "preprocessor.json"
 DEFAULT_VERIFY_TEXTS = ("the city is big and the river is blue.",
@@ -126,19 +139,6 @@ def _write_archive(directory: Path, track: keras.Model, fn, signature, name: str
     archive.write_out(str(directory), verbose=False)
 
 
-def _convert(saved_model_dir: Path, quantization: str) -> bytes:
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir),
-                                                         signature_keys=["serve_tokens"])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    return bytes(converter.convert())
-
-
 def tflite_filename(quantization: str) -> str:
     """``model.tflite`` for float32, else ``model.<quantization>.tflite``.
 
@@ -146,7 +146,9 @@ def tflite_filename(quantization: str) -> str:
     >>> tflite_filename("dynamic")
     'model.dynamic.tflite'
     """
-    return "model.tflite" if quantization == "float32" else f"model.{quantization}.tflite"
+    from keras_transfer.export.tflite import tflite_filename as filename
+
+    return filename(quantization)
 
 
 def _tokenizer_facts(preprocessor) -> dict[str, Any]:
@@ -197,67 +199,80 @@ def load_preprocessor(directory: str | os.PathLike):
     return preprocessor
 
 
-def _as_batches(texts, arity: int):
-    """Verification texts → one list of strings per model input."""
-    if arity == 1:
-        return [list(texts)]
-    rows = [tuple(t) if isinstance(t, (list, tuple)) else (t,) * arity for t in texts]
-    if any(len(r) != arity for r in rows):
-        raise BadInputError(f"verify_texts: each item must be a string or {arity} strings.")
-    return [list(column) for column in zip(*rows)]
+@dataclasses.dataclass
+class _TextPlan:
+    """What a text export writes and verifies on, checked before anything is written."""
+
+    task: str
+    formats: tuple[str, ...]
+    quantization: tuple[str, ...]
+    labels: list[str] | None
+    layer: TextPreprocessing
+    inner: keras.Model  # the layers after the tokenizer: token ids in
+    names: list[str]  # the token inputs, in `inner`'s order
+    string_inputs: list[str]
+    output_names: list[str]
+    texts: list[list[str]]  # verification texts, one list per string input
+    tokens: dict[str, np.ndarray]
+    reference: dict[str, np.ndarray]  # the Keras outputs on `texts`
+    calibration: list[dict[str, np.ndarray]] | None  # batch-1 token feeds for int8
 
 
-def _tokens(preprocessor, batches: list[list[str]], names: Sequence[str]) -> dict[str, np.ndarray]:
+def _text_plan(model: keras.Model, formats, quantization, labels, verify_texts,
+               representative_texts) -> _TextPlan:
     import tensorflow as tf
 
-    columns = [tf.constant(column) for column in batches]
-    out = run_preprocessor(preprocessor, tuple(columns) if len(columns) > 1 else columns[0])
-    return {name: np.asarray(out[name]).astype("int32") for name in names}
+    from keras_transfer.tasks import task_name_of
+
+    formats = schema.choices(formats, FORMATS, "formats", "export_text_model")
+    quantization = schema.choices(quantization, QUANTIZATIONS, "quantization",
+                                  "export_text_model")
+    layer = _preprocessing_layer(model)
+    inner, names = token_model(model)
+    string_inputs = _string_inputs(model)
+    output_names = list(_outputs_dict(model.output if len(model.outputs) == 1 else
+                                      {k: None for k in outputs_structure(model)}))
+    if labels is not None and len(model.outputs) != 1:
+        raise BadInputError(f"export_text_model: labels for a model of outputs {output_names}.")
+    labels = schema.check_labels(labels, model.outputs[0].shape[-1], "export_text_model")
+    texts = _as_batches(list(verify_texts), len(string_inputs))
+    tensors = [tf.constant(column) for column in texts]
+    reference = _outputs_dict(model(tensors if len(tensors) > 1 else tensors[0], training=False))
+    calibration = None
+    if "int8" in quantization and "tflite" in formats:
+        source = _as_batches(list(representative_texts or verify_texts), len(string_inputs))
+        feeds = _tokens(layer.preprocessor, source, names)
+        calibration = [{n: feeds[n][i:i + 1] for n in names} for i in range(len(source[0]))]
+    return _TextPlan(task_name_of(model), formats, quantization if "tflite" in formats else (),
+                     labels, layer, inner, names, string_inputs, output_names, texts,
+                     _tokens(layer.preprocessor, texts, names),
+                     {k: np.asarray(v) for k, v in reference.items()}, calibration)
 
 
-def _max_diff(a: dict, b: dict) -> float:
-    return float(max(np.max(np.abs(np.asarray(a[k], "float32") - np.asarray(b[k], "float32")))
-                     for k in a))
+def _text_metadata(model: keras.Model, plan: _TextPlan, user) -> dict[str, Any]:
+    from keras_transfer.tasks import task_config_of
 
-
-class TextTFLiteRunner:
-    """Runs an exported text ``.tflite`` on strings: tokenizes in Python, then runs the file.
-
-    This is what on-device code does (with its own tokenizer implementation); use it to check
-    a TFLite file against the Keras model.
-
-    Example:
-    >>> # runner = TextTFLiteRunner("exports/sentiment")
-    >>> # runner.predict(["what a great film"])["predictions"].shape  ->  (1, 3)
-    """
-
-    def __init__(self, directory: str | os.PathLike, filename: str = "model.tflite",
-                 threads: int | None = None):
-        from keras_transfer.export.integrity import read_tflite
-        from keras_transfer.export.interpreter import default_threads, interpreter_class
-
-        directory = Path(directory)
-        path = directory / filename
-        if not path.is_file():
-            raise BadInputError(f"{path} does not exist.")
-        self.preprocessor = load_preprocessor(directory / TOKENIZER_DIR)
-        # Checked in Python first: a truncated file would crash the interpreter, not raise.
-        interpreter = interpreter_class()[0](model_content=read_tflite(path),
-                                             num_threads=threads or default_threads())
-        self._runner = interpreter.get_signature_runner("serve_tokens")
-        self.input_names = sorted(self._runner.get_input_details())
-
-    def predict(self, texts) -> dict[str, np.ndarray]:
-        """Outputs for `texts` (a list of strings, or a list of string pairs)."""
-        arity = 2 if texts and isinstance(texts[0], (list, tuple)) else 1
-        return self.predict_tokens(_tokens(self.preprocessor, _as_batches(texts, arity),
-                                           self.input_names))
-
-    def predict_tokens(self, tokens: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Outputs for already tokenized inputs (int32 arrays, one row per example)."""
-        # The batch dimension is dynamic: the signature runner resizes the inputs to the batch.
-        return {key: np.asarray(value) for key, value in
-                self._runner(**{k: np.asarray(v, "int32") for k, v in tokens.items()}).items()}
+    kinds = {"question_answering": "question_context"}
+    specs = plan.layer.specs
+    token_inputs = {n: {"dtype": "int32", "shape": [-1, specs[n][0]]} for n in plan.names}
+    tokenizer = _tokenizer_facts(plan.layer.preprocessor)
+    pairs = len(plan.string_inputs) == 2
+    info = schema.new_metadata(
+        plan.task, model={"name": model.name, "num_params": int(model.count_params())},
+        labels=plan.labels, formats=plan.formats, quantization=plan.quantization,
+        input={"kind": kinds.get(plan.task, "pairs" if pairs else "texts"),
+               "names": plan.string_inputs, "dtype": "string",
+               "sequence_length": plan.layer.sequence_length,
+               "tflite": {"signature": "serve_tokens", "inputs": token_inputs,
+                          "tokenizer": TOKENIZER_DIR}},
+        output={"kind": "spans" if plan.task == "question_answering" else "scores",
+                "names": plan.output_names,
+                "shape": {k: list(v.shape[1:]) for k, v in plan.reference.items()}},
+        task_config={**task_config_of(model), "tokenizer": tokenizer}, user=user)
+    # The keys of format 1, which earlier readers use.
+    info.update(string_inputs=plan.string_inputs, outputs=plan.output_names, tokenizer=tokenizer,
+                tflite={"inputs": token_inputs, "quantization": list(plan.quantization)})
+    return info
 
 
 def export_text_model(
@@ -268,9 +283,11 @@ def export_text_model(
     quantization: str | Sequence[str] = ("float32",),
     labels: Sequence[str] | None = None,
     verify_texts: Sequence[Any] = DEFAULT_VERIFY_TEXTS,
+    representative_texts: Sequence[Any] | None = None,
     metadata: dict[str, Any] | None = None,
     overwrite: bool = True,
     verbose: bool = True,
+    require_parity: bool = True,
 ) -> dict[str, Any]:
     """Exports a strings-in text model (classifier, pair classifier or QA) and verifies it.
 
@@ -279,10 +296,16 @@ def export_text_model(
         directory: the export folder, replaced atomically.
         formats: any of ``"keras"``, ``"saved_model"``, ``"tflite"`` (or ``"all"``).
         quantization: TFLite flavours: ``"float32"``, ``"float16"``, ``"dynamic"`` (int8
-            weights, float activations: about 4× smaller), or ``"all"``.
+            weights, float activations: about 4× smaller), ``"int8"`` (integer activations
+            too, calibrated on `representative_texts`), or ``"all"``.
         labels: class names in output order (``labels.txt``).
-        verify_texts: texts (or pairs) to compare every artefact with the Keras model on.
+        verify_texts: texts (pairs, or (question, context) pairs) to compare every file with
+            the Keras model on.
+        representative_texts: texts to calibrate int8 on (default: `verify_texts`).
         metadata: extra JSON-serializable facts for ``metadata.json``.
+        require_parity: the SavedModel and ``model.tflite`` must reproduce the Keras outputs
+            (max |diff| within 1e-3 of their scale), else nothing is written and
+            `BadInputError` says what differs; False writes anyway and records it.
 
     Returns:
         The content of ``metadata.json`` plus ``"directory"``.
@@ -291,111 +314,83 @@ def export_text_model(
     >>> # info = export_text_model(model, "exports/sentiment", labels=["neg", "neu", "pos"])
     >>> # info["verification"]["tflite"]["model.tflite"]["max_abs_diff"]  ->  ~1e-6
     """
-    import tensorflow as tf
-
-    formats = _choices(formats, FORMATS, "formats")
-    quantization = _choices(quantization, QUANTIZATIONS, "quantization")
-    layer = _preprocessing_layer(model)
-    preprocessor = layer.preprocessor
-    inner, names = token_model(model)
-    string_inputs = _string_inputs(model)
-    output_names = list(_outputs_dict(model.output if len(model.outputs) == 1 else
-                                      {k: None for k in outputs_structure(model)}))
-    if labels is not None:
-        labels = [str(label) for label in labels]
-        width = model.outputs[0].shape[-1]
-        if len(model.outputs) != 1 or len(labels) != width:
-            raise BadInputError(f"export_text_model: {len(labels)} labels for outputs "
-                                f"{[tuple(t.shape) for t in model.outputs]}.")
-    batches = _as_batches(list(verify_texts), len(string_inputs))
-    tokens = _tokens(preprocessor, batches, names)
-    texts_in = [tf.constant(column) for column in batches]
-    reference = _outputs_dict(model(texts_in if len(texts_in) > 1 else texts_in[0],
-                                    training=False))
-    reference = {k: np.asarray(v) for k, v in reference.items()}
-
-    info: dict[str, Any] = {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": model.name,
-        "string_inputs": string_inputs,
-        "outputs": output_names,
-        "labels": labels,
-        "formats": list(formats),
-        "tflite": {
-            "inputs": {n: {"dtype": "int32", "shape": [-1, layer.specs[n][0]]} for n in names},
-            "quantization": list(quantization) if "tflite" in formats else [],
-        },
-        "tokenizer": _tokenizer_facts(preprocessor),
-        "user": json.loads(json.dumps(metadata or {}, default=str)),
-        "files": {},
-    }
-    directory = Path(directory)
-    if directory.exists() and not overwrite:
-        raise FileExistsError(f"{directory} already exists (pass overwrite=True to replace it).")
-    verification: dict[str, Any] = {"num_texts": len(batches[0])}
+    plan = _text_plan(model, formats, quantization, labels, verify_texts, representative_texts)
+    info = _text_metadata(model, plan, metadata)
+    directory = schema.check_target(directory, overwrite)
     with atomic_directory(directory, overwrite=overwrite) as tmp:
         os.chmod(tmp, 0o755)
-        if "keras" in formats:
-            with step("writing model.keras", verbose=verbose):
-                model.save(tmp / "model.keras")
-            info["files"]["model.keras"] = {"format": "keras"}
-        if "saved_model" in formats:
-            with step("writing saved_model/ (strings in)", verbose=verbose):
-                _write_archive(tmp / "saved_model", model, *_serve_text(model), "serve")
-            with step("checking saved_model/ on the verification texts", verbose=verbose):
-                loaded = tf.saved_model.load(str(tmp / "saved_model"))
-                got = loaded.signatures["serve"](**{n: c for n, c in zip(string_inputs, texts_in)})
-                verification["saved_model"] = {"max_abs_diff": _max_diff(reference, got)}
-            info["files"]["saved_model"] = {"format": "saved_model", "signatures": ["serve"]}
-        if "tflite" in formats:
-            from keras_transfer.export.tflite import embed_metadata
-
-            # A separate graph of the layers after the tokenizer: the tokenizer's lookup tables
-            # must not be in the SavedModel the converter reads (they are not TFLite ops).
-            source = tmp / ".tflite_source"
-            with step("tracing the token-ids graph for TFLite", verbose=verbose):
-                _write_archive(source, inner, *_serve_tokens(inner, names, layer.specs, None),
-                               "serve_tokens")
-            verification["tflite"] = {}
-            for flavour in quantization:
-                name = tflite_filename(flavour)
-                with step(f"converting {name}", verbose=verbose):
-                    data = embed_metadata(_convert(source, flavour), {
-                        "inputs": info["tflite"]["inputs"], "outputs": output_names,
-                        "labels": labels, "tokenizer": info["tokenizer"],
-                        "quantization": flavour})
-                    (tmp / name).write_bytes(data)
-                info["files"][name] = {"format": "tflite", "quantization": flavour,
-                                       "size_bytes": len(data)}
-            shutil.rmtree(source)
-        with step("writing tokenizer/", verbose=verbose):
-            save_preprocessor(preprocessor, tmp / TOKENIZER_DIR)
-        info["files"][TOKENIZER_DIR] = {"format": "keras_hub preprocessor + vocabulary"}
-        if "tflite" in formats:
-            for flavour in quantization:
-                name = tflite_filename(flavour)
-                got = TextTFLiteRunner(tmp, name).predict_tokens(tokens)
-                entry = {"max_abs_diff": _max_diff(reference, got)}
-                if "predictions" in reference and reference["predictions"].shape[-1] > 1:
-                    entry["top1_agreement"] = float(np.mean(
-                        got["predictions"].argmax(-1) == reference["predictions"].argmax(-1)))
-                verification["tflite"][name] = entry
-        if labels is not None:
-            (tmp / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
-            info["files"]["labels.txt"] = {"format": "labels"}
-        info["verification"] = verification
-        (tmp / "metadata.json").write_text(json.dumps(info, indent=2, default=str) + "\n",
-                                           encoding="utf-8")
+        _write_text_files(model, tmp, plan, info, verbose)
+        info["verification"] = _verify_text(tmp, plan, info["files"])
+        check_parity(info["verification"], directory, len(plan.texts[0]), require_parity)
+        schema.write_metadata(tmp, info)
     if verbose:
-        print(f"[export] wrote {directory}: {json.dumps(verification)}", flush=True)
+        print(f"[export] wrote {directory}", flush=True)
     return {**info, "directory": str(directory)}
 
 
-def _choices(value, allowed: Sequence[str], what: str) -> tuple[str, ...]:
-    values = (value,) if isinstance(value, str) else tuple(value)
-    if values == ("all",):
-        values = tuple(allowed)
-    unknown = [v for v in values if v not in allowed]
-    if unknown or not values:
-        raise BadInputError(f"export_text_model: {what}={value!r}; choose from {tuple(allowed)}.")
-    return tuple(dict.fromkeys(values))
+def _write_text_files(model: keras.Model, tmp: Path, plan: _TextPlan, info: dict[str, Any],
+                      verbose: bool) -> None:
+    files = info["files"]
+    if "keras" in plan.formats:
+        with step("writing model.keras", verbose=verbose):
+            model.save(tmp / schema.KERAS_FILE)
+        files[schema.KERAS_FILE] = {"format": "keras"}
+    if "saved_model" in plan.formats:
+        with step("writing saved_model/ (strings in)", verbose=verbose):
+            _write_archive(tmp / schema.SAVED_MODEL_DIR, model, *_serve_text(model), "serve")
+        files[schema.SAVED_MODEL_DIR] = {"format": "saved_model", "signatures": ["serve"]}
+    if plan.quantization:
+        _write_text_tflite(tmp, plan, info, verbose)
+    with step("writing tokenizer/", verbose=verbose):
+        save_preprocessor(plan.layer.preprocessor, tmp / TOKENIZER_DIR)
+    files[TOKENIZER_DIR] = {"format": "keras_hub preprocessor + vocabulary"}
+    schema.write_labels(tmp, plan.labels, files)
+
+
+def _write_text_tflite(tmp: Path, plan: _TextPlan, info: dict[str, Any], verbose: bool) -> None:
+    from keras_transfer.export.tflite import convert_saved_model, embed_metadata
+
+    # A separate graph of the layers after the tokenizer: the tokenizer's lookup tables must
+    # not be in the SavedModel the converter reads (they are not TFLite ops).
+    source = tmp / ".tflite_source"
+    with step("tracing the token-ids graph for TFLite", verbose=verbose):
+        _write_archive(source, plan.inner,
+                       *_serve_tokens(plan.inner, plan.names, plan.layer.specs, None),
+                       "serve_tokens")
+    embedded = {"task": plan.task, "inputs": info["tflite"]["inputs"],
+                "outputs": plan.output_names, "labels": plan.labels,
+                "tokenizer": info["tokenizer"]}
+    for flavour in plan.quantization:
+        name = tflite_filename(flavour)
+        with step(f"converting {name}", verbose=verbose):
+            data = convert_saved_model(source, flavour, signature="serve_tokens",
+                                       representative_images=plan.calibration)
+            (tmp / name).write_bytes(embed_metadata(data, {**embedded, "quantization": flavour}))
+        info["files"][name] = {"format": "tflite", "quantization": flavour}
+        if flavour == "int8":
+            info["files"][name]["calibration_texts"] = len(plan.calibration)
+    shutil.rmtree(source)
+
+
+def _verify_text(tmp: Path, plan: _TextPlan, files: dict[str, dict]) -> dict[str, Any]:
+    import tensorflow as tf
+
+    result: dict[str, Any] = {
+        "num_samples": len(plan.texts[0]), "num_texts": len(plan.texts[0]),
+        "reference_max_abs": float(max(np.abs(v).max() for v in plan.reference.values())),
+        "tflite": {}}
+    if schema.SAVED_MODEL_DIR in files:
+        loaded = tf.saved_model.load(str(tmp / schema.SAVED_MODEL_DIR))
+        got = loaded.signatures["serve"](**{n: tf.constant(c) for n, c in
+                                            zip(plan.string_inputs, plan.texts)})
+        result["saved_model"] = compare_named(plan.reference,
+                                           {k: v.numpy() for k, v in got.items()})
+    for name, entry in files.items():
+        if entry["format"] == "tflite":
+            runner = TextTFLiteRunner(tmp, name)
+            got = runner.predict_tokens(plan.tokens)
+            result["tflite"][name] = {
+                "quantization": entry["quantization"], **compare_named(plan.reference, got),
+                "latency_ms_median": float(np.median(runner.model.latencies_ms)),
+                "size_bytes": (tmp / name).stat().st_size}
+    return result

@@ -1,11 +1,15 @@
-"""Predicting with strings-in text models from plain Python lists."""
+"""Predicting with strings-in text models from plain Python lists, and with their TFLite files."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import keras
 import numpy as np
+
+from keras_transfer.errors import BadInputError
 
 
 def predict_text(model: keras.Model, texts: Sequence, *, batch_size: int = 32):
@@ -187,3 +191,70 @@ def fit_tokenized(
         validation_data = token_dataset(model, *validation_data, **options)
     # The dataset shuffles itself (each epoch); `fit` must not try to.
     return inner.fit(train, validation_data=validation_data, shuffle=False, **fit_kwargs)
+
+
+def as_batches(texts, arity: int) -> list[list[str]]:
+    """Texts → one list of strings per model input: strings, or tuples of `arity` strings.
+
+    Example:
+    >>> as_batches([("q1", "c1"), ("q2", "c2")], 2)
+    [['q1', 'q2'], ['c1', 'c2']]
+    """
+    if arity == 1:
+        return [list(texts)]
+    rows = [tuple(t) if isinstance(t, (list, tuple)) else (t,) * arity for t in texts]
+    if any(len(r) != arity for r in rows):
+        raise BadInputError(f"texts: each item must be a string or {arity} strings.")
+    return [list(column) for column in zip(*rows)]
+
+
+def tokenize(preprocessor, batches: list[list[str]], names: Sequence[str]
+             ) -> dict[str, np.ndarray]:
+    """Token inputs ``{name: int32 (N, sequence_length)}`` of `batches` (see `as_batches`).
+
+    Example:
+    >>> # tokenize(load_preprocessor("export/tokenizer"), [["a good day"]], ["token_ids"])
+    """
+    import tensorflow as tf
+
+    from keras_transfer.text.layers import run_preprocessor
+
+    columns = [tf.constant(column) for column in batches]
+    out = run_preprocessor(preprocessor, tuple(columns) if len(columns) > 1 else columns[0])
+    return {name: np.asarray(out[name]).astype("int32") for name in names}
+
+
+class TextTFLiteRunner:
+    """Runs an exported text ``.tflite`` on strings: tokenizes in Python, then runs the file.
+
+    A thin use of `keras_transfer.export.interpreter.TFLiteModel` (the file is checked first)
+    with the export's ``tokenizer/``. This is what on-device code does (with its own tokenizer
+    implementation); use it to check a TFLite file against the Keras model.
+
+    Example:
+    >>> # runner = TextTFLiteRunner("exports/sentiment")
+    >>> # runner.predict(["what a great film"])["predictions"].shape  ->  (1, 3)
+    """
+
+    def __init__(self, directory: str | os.PathLike, filename: str = "model.tflite",
+                 threads: int | None = None):
+        from keras_transfer.export.interpreter import TFLiteModel
+        from keras_transfer.text.export import TOKENIZER_DIR, load_preprocessor
+
+        directory = Path(directory)
+        path = directory / filename
+        if not path.is_file():
+            raise BadInputError(f"{path} does not exist.")
+        self.preprocessor = load_preprocessor(directory / TOKENIZER_DIR)
+        self.model = TFLiteModel(path, threads=threads, signature="serve_tokens")
+        self.input_names = self.model.input_names
+
+    def predict(self, texts) -> dict[str, np.ndarray]:
+        """Outputs for `texts` (a list of strings, or a list of string pairs)."""
+        arity = 2 if texts and isinstance(texts[0], (list, tuple)) else 1
+        return self.predict_tokens(tokenize(self.preprocessor, as_batches(texts, arity),
+                                            self.input_names))
+
+    def predict_tokens(self, tokens: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs for already tokenized inputs (int32 arrays, one row per example)."""
+        return self.model({k: np.asarray(v, "int32") for k, v in tokens.items()})

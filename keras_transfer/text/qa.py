@@ -409,6 +409,21 @@ def answer_questions(
     else:
         probs = model.predict((tf.constant(list(questions)), tf.constant(list(contexts))),
                               batch_size=batch_size, verbose=0)
+    return spans_to_answers(probs, contexts, layouts, max_answer_tokens)
+
+
+def spans_to_answers(probs: Mapping[str, np.ndarray], contexts: Sequence[str], layouts: list,
+                     max_answer_tokens: int) -> list[dict[str, Any]]:
+    """The best answer per question from start/end probabilities (shared by every runner).
+
+    ``layouts[k]`` is ``(offset, kept, character spans)`` of context k's tokens, or None when
+    the question left no room for the context (then the answer is empty).
+
+    Example:
+    >>> probs = {"start": np.array([[0.0, 0.9, 0.1]]), "end": np.array([[0.0, 0.2, 0.8]])}
+    >>> spans_to_answers(probs, ["big city"], [(1, 2, [(0, 3), (4, 8)])], 5)[0]["answer"]
+    'big city'
+    """
     results = []
     for k, (context, layout) in enumerate(zip(contexts, layouts)):
         if layout is None:

@@ -1,0 +1,216 @@
+"""Each task's evaluation on one split, as a JSON-ready report and a one-line summary.
+
+Text classification: accuracy and macro-F1 (multi-label: exact-match accuracy and macro-F1 at
+0.5); segmentation: mean IoU and pixel accuracy; detection: COCO mAP; question answering:
+SQuAD exact match and token F1; causal LM: perplexity and next-token accuracy.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+import string
+from typing import Any, Sequence
+
+import numpy as np
+
+from keras_transfer.commands.task_data import TaskData
+
+
+def evaluate_split(model: Any, data: TaskData, split: str, task: str) -> dict[str, Any]:
+    """The task's metrics of `model` on ``data.split(split)``.
+
+    Example:
+    >>> # evaluate_split(model, data, "test", "segmentation")["mean_iou"]  ->  0.61
+    """
+    data.split(split)  # a clear error when the split is missing
+    report = _EVALUATORS[task](model, data, split)
+    return {"task": task, "split": split, "num_examples": data.sizes.get(split), **report}
+
+
+def summary(report: dict[str, Any]) -> str:
+    """One line of the report's headline metrics.
+
+    Example:
+    >>> summary({"task": "causal_lm", "split": "test", "num_examples": 8, "perplexity": 12.5,
+    ...          "token_accuracy": 0.25})
+    '8 test texts: perplexity 12.50, token accuracy 25.00%'
+    """
+    task, count, split = report["task"], report["num_examples"], report["split"]
+    if task == "text_classification":
+        exact = "exact-match accuracy" if report.get("multi_label") else "accuracy"
+        return (f"{count} {split} texts: {exact} {report['accuracy']:.2%}, macro F1 "
+                f"{report['macro_f1']:.4f}")
+    if task == "segmentation":
+        return (f"{count} {split} images: mean IoU {report['mean_iou']:.4f}, pixel accuracy "
+                f"{report['pixel_accuracy']:.2%}")
+    if task == "detection":
+        return (f"{count} {split} images: mAP@0.5:0.95 {report['map']:.4f}, mAP@0.5 "
+                f"{report['map50']:.4f}")
+    if task == "question_answering":
+        return (f"{count} {split} questions: exact match {report['exact_match']:.2%}, F1 "
+                f"{report['f1']:.2%}")
+    return (f"{count} {split} texts: perplexity {report['perplexity']:.2f}, token accuracy "
+            f"{report['token_accuracy']:.2%}")
+
+
+def headline(report: dict[str, Any]) -> dict[str, float]:
+    """The report's headline numbers (what `summary` prints), e.g. for ``metadata.json``.
+
+    Example:
+    >>> headline({"task": "question_answering", "exact_match": 0.5, "f1": 0.75, "per": {}})
+    {'exact_match': 0.5, 'f1': 0.75}
+    """
+    keys = {"text_classification": ("accuracy", "macro_f1"),
+            "segmentation": ("mean_iou", "pixel_accuracy"), "detection": ("map", "map50"),
+            "question_answering": ("exact_match", "f1"),
+            "causal_lm": ("perplexity", "token_accuracy")}[report["task"]]
+    return {key: report[key] for key in keys}
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _text(model: Any, data: TaskData, split: str) -> dict[str, Any]:
+    from keras_transfer.evaluate import predict_dataset
+    from keras_transfer.report_metrics import classification_report
+
+    probabilities, labels = predict_dataset(model, data.split(split))
+    if labels.ndim == 2:
+        return multi_label_scores(labels, probabilities, data.class_names)
+    report = classification_report(labels, probabilities, data.class_names)
+    return {"accuracy": report["accuracy"], "macro_f1": report["macro_avg"]["f1"],
+            "per_class": report["per_class"], "confusion_matrix": report["confusion_matrix"],
+            "class_names": list(data.class_names)}
+
+
+def multi_label_scores(labels: np.ndarray, probabilities: np.ndarray,
+                       class_names: Sequence[str], threshold: float = 0.5) -> dict[str, Any]:
+    """Exact-match accuracy, macro-F1 and per-class F1 of multi-hot labels at `threshold`.
+
+    Example:
+    >>> scores = multi_label_scores(np.array([[1, 0], [1, 1]]), np.array([[.9, .2], [.8, .1]]),
+    ...                             ["a", "b"])
+    >>> scores["accuracy"], scores["per_class"]["b"]["f1"]
+    (0.5, 0.0)
+    """
+    truth, predicted = np.asarray(labels) > 0.5, np.asarray(probabilities) >= threshold
+    per_class = {}
+    for k, name in enumerate(class_names):
+        hits = float(np.sum(truth[:, k] & predicted[:, k]))
+        total = float(np.sum(truth[:, k]) + np.sum(predicted[:, k]))
+        per_class[str(name)] = {"f1": 2 * hits / total if total else 0.0,
+                                "support": int(np.sum(truth[:, k]))}
+    scored = [v["f1"] for v in per_class.values() if v["support"]]
+    return {"multi_label": True, "threshold": threshold,
+            "accuracy": float(np.mean(np.all(truth == predicted, axis=1))),
+            "macro_f1": float(np.mean(scored)) if scored else 0.0, "per_class": per_class,
+            "class_names": list(class_names)}
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def _segmentation(model: Any, data: TaskData, split: str) -> dict[str, Any]:
+    from keras_transfer.segmentation_metrics import evaluate_segmenter
+
+    return evaluate_segmenter(model, data.split(split), class_names=data.class_names,
+                              ignore_class=data.ignore_class)
+
+
+def _detection(model: Any, data: TaskData, split: str) -> dict[str, Any]:
+    from keras_transfer.detection import detect, mean_average_precision
+
+    detections, truth = [], []
+    for images, targets in data.split(split):
+        # A low score threshold, as COCO evaluation: the precision-recall curve needs the tail.
+        detections += detect(model, np.asarray(images), score_threshold=0.05)
+        for boxes, classes in zip(np.asarray(targets["boxes"]), np.asarray(targets["classes"])):
+            keep = classes >= 0  # padding rows are -1
+            truth.append({"boxes": boxes[keep], "classes": classes[keep].astype(int)})
+    scores = mean_average_precision(detections, truth, num_classes=len(data.class_names))
+    per_class = scores.pop("per_class50", [])
+    scores["per_class_ap50"] = {name: (None if math.isnan(value) else value)
+                                for name, value in zip(data.class_names, per_class)}
+    scores["class_names"] = list(data.class_names)
+    return scores
+
+
+# ----------------------------------------------------------------------------- QA
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's answer normalization: lower case, no punctuation, articles or extra spaces.
+
+    Example:
+    >>> normalize_answer("The  Eiffel Tower!")
+    'eiffel tower'
+    """
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def answer_f1(prediction: str, truth: str) -> float:
+    """SQuAD's token-overlap F1 of two answers (after `normalize_answer`).
+
+    Example:
+    >>> answer_f1("in paris", "paris")
+    0.6666666666666666
+    """
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    common = sum((collections.Counter(predicted) & collections.Counter(expected)).values())
+    if not predicted or not expected:
+        return float(predicted == expected)
+    if not common:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _question_answering(model: Any, data: TaskData, split: str) -> dict[str, Any]:
+    from keras_transfer.text import answer_questions
+
+    examples = data.examples[split]
+    answers = answer_questions(model, [e["question"] for e in examples],
+                               [e["context"] for e in examples])
+    exact = [normalize_answer(a["answer"]) == normalize_answer(e["answer"])
+             for a, e in zip(answers, examples)]
+    f1 = [answer_f1(a["answer"], e["answer"]) for a, e in zip(answers, examples)]
+    shown = [{"question": e["question"], "expected": e["answer"], "predicted": a["answer"]}
+             for a, e in zip(answers[:5], examples[:5])]
+    return {"exact_match": float(np.mean(exact)), "f1": float(np.mean(f1)), "examples": shown}
+
+
+# ----------------------------------------------------------------------------- causal LM
+
+
+def _causal_lm(model: Any, data: TaskData, split: str) -> dict[str, Any]:
+    import keras
+
+    nll = tokens = correct = 0.0
+    for texts in data.split(split):
+        # The model's own preprocessor: targets are the next tokens, padding has weight 0.
+        x, y, weights = model.preprocessor(texts)
+        logits = model(x, training=False)
+        weights = keras.ops.convert_to_numpy(weights).astype(np.float64)
+        y = keras.ops.convert_to_numpy(y)
+        losses = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
+            y, logits, from_logits=True))
+        predicted = keras.ops.convert_to_numpy(keras.ops.argmax(logits, axis=-1))
+        nll += float(np.sum(losses * weights))
+        tokens += float(np.sum(weights))
+        correct += float(np.sum((predicted == y) * weights))
+    mean = nll / max(tokens, 1.0)
+    return {"perplexity": float(math.exp(min(mean, 700.0))), "mean_loss": mean,
+            "token_accuracy": correct / max(tokens, 1.0), "num_tokens": int(tokens)}
+
+
+_EVALUATORS = {
+    "text_classification": _text,
+    "segmentation": _segmentation,
+    "detection": _detection,
+    "question_answering": _question_answering,
+    "causal_lm": _causal_lm,
+}
