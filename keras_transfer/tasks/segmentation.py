@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from keras_transfer.tasks.base import Task, register_task, task_config_of
+from keras_transfer.tasks.image import _export as export_images
 from keras_transfer.tasks.image import adam
 
 
@@ -31,12 +32,6 @@ def _build(*args, **kwargs) -> keras.Model:
     return build_segmenter(*args, **kwargs)
 
 
-def _export(model: keras.Model, directory, **options) -> dict:
-    from keras_transfer.export.core import export
-
-    return export(model, directory, **options)
-
-
 def _predict(artifact, inputs, **options):
     from keras_transfer.tasks.predictors import segment_images
 
@@ -50,5 +45,5 @@ SEGMENTATION = register_task(Task(
     inputs="images", build=_build, optimizer=adam, compile=compile_segmenter,
     head_loss=None, default_learning_rate=1e-3,
     quantizations=("float32", "float16", "dynamic", "int8"),
-    export=_export, predict=_predict,
+    export=export_images, predict=_predict,  # the image export verifies masks too
 ))
