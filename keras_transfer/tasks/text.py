@@ -121,7 +121,7 @@ TEXT_CLASSIFICATION = register_task(Task(
                 "multi-label or regression on a keras-hub transformer, strings in",
     inputs="texts", build=_build_classifier, optimizer=text_adamw,
     compile=_compile_with(lambda model: classifier_loss(model), None),
-    head_loss=None, default_learning_rate=5e-5,
+    head_loss=classifier_loss, default_learning_rate=5e-5,
     # int8 calibrates with the attention masks left out of the ranges (export.calibration).
     quantizations=("float32", "float16", "dynamic", "int8"), export=_export_text,
     predict=_predict_texts,
