@@ -39,8 +39,8 @@ from keras_transfer.compare import (  # noqa: E402
     compare_backbones,
     offline_backbones,
 )
-from keras_transfer.jobs import read_cpu  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.commands.image_job import read_cpu  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The flags that decide CPU inference speed, float32 (AVX2/AVX-512) and int8 (VNNI, AMX).

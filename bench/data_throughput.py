@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 import keras_transfer as kt  # noqa: E402
 
 from keras_transfer.data import augmentation, elpv_arrays, from_arrays, load_elpv  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data_throughput.json"
 

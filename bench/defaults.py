@@ -11,7 +11,7 @@ scikit-learn's 1,797 8x8 digits written as a folder of class folders (bench/digi
 where orientation carries the class (a mirrored 6 or 9 changes or loses its meaning).
 
 Every row of a dataset uses the training job's own split: the bench loads the data through
-`keras_transfer.jobs.load_image_data(ImageJobConfig(dataset=...))` with augmentation off (the
+`keras_transfer.commands.image_job.load_image_data(ImageJobConfig(dataset=...))` with augmentation off (the
 split depends on the dataset, seed and split fractions only, never on the image size), and
 each training row's reported split sizes are checked against it (``same_split``).
 
@@ -55,9 +55,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits_folder import build_digits_folder  # noqa: E402
 
-from keras_transfer import jobs  # noqa: E402
-from keras_transfer.report_metrics import classification_report  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.commands import image_job as jobs  # noqa: E402
+from keras_transfer.evaluation.metrics import classification_report  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "defaults_runs"  # training rows' job outputs (git-ignored)

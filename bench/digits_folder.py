@@ -63,7 +63,7 @@ def build_digits_folder(root: str | Path | None = None) -> Path:
     """
     from PIL import Image
 
-    from keras_transfer.weights.cache import atomic_directory
+    from keras_transfer.utils.files import atomic_directory
 
     root = Path(root) if root is not None else default_root()
     if _complete(root):

@@ -28,7 +28,7 @@ from keras_transfer.backbones.blocks import format_table  # noqa: E402
 from keras_transfer.data import elpv_arrays  # noqa: E402
 from keras_transfer.export import export  # noqa: E402
 from keras_transfer.export.interpreter import TFLiteRunner  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export_quantization.json"
 

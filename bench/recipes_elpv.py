@@ -47,7 +47,7 @@ from keras_transfer.data import augmentation, elpv_arrays, from_arrays  # noqa: 
 from keras_transfer.heads import build_image_classifier  # noqa: E402
 from keras_transfer.recipes import feature_extraction, fine_tune  # noqa: E402
 from keras_transfer.recipes.features import extract_features, split_at  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKBONE = "efficientnet_lite0"

@@ -46,8 +46,8 @@ from keras_transfer.data.masks import (  # noqa: E402
 )
 from keras_transfer.export import export  # noqa: E402
 from keras_transfer.heads import build_segmenter  # noqa: E402
-from keras_transfer.segmentation_metrics import evaluate_segmenter, save_overlays  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.evaluation.segmentation import evaluate_segmenter, save_overlays  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLASS_NAMES = ["background", "circle", "square", "triangle"]

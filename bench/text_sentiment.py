@@ -258,7 +258,7 @@ def machine() -> dict:
 
 
 def write_report(report: dict, started: float, output: str) -> None:
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.utils.files import atomic_write_bytes
 
     report["total_seconds"] = time.perf_counter() - started
     atomic_write_bytes(output, (json.dumps(report, indent=2) + "\n").encode())

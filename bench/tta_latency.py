@@ -29,7 +29,7 @@ import keras_transfer as kt  # noqa: E402
 from keras_transfer.data.symmetry import group_views  # noqa: E402
 from keras_transfer.export import export  # noqa: E402
 from keras_transfer.export.predict import load_artifact, predict  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tta_latency.json"
 SETTINGS = {"single view": None, "hflip": "hflip", "flips": "flips", "dihedral": "dihedral"}
@@ -38,7 +38,7 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8
 
 def cpu_info() -> dict:
     """CPU model name and whether the flags that decide TFLite CPU speed are present."""
-    from keras_transfer.jobs import read_cpu
+    from keras_transfer.commands.image_job import read_cpu
 
     model, flags = read_cpu()
     return {"model": model, "flags": {name: name in flags for name in CPU_FLAGS},

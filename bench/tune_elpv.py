@@ -13,7 +13,7 @@ the training cells validate the trials), ImageNet EfficientNet-Lite0 at 224 px (
 2. A Bayesian-optimisation search (KerasTuner) over the head learning rate, dropout, head width,
    augmentation strength and recipe (feature extraction, or fine-tuning the last 1–2 blocks for
    one epoch after the head) until the time budget is spent (a running trial finishes).
-3. Both models evaluated on the 656 test cells (`keras_transfer.evaluate` reports).
+3. Both models evaluated on the 656 test cells (`keras_transfer.evaluation.classification` reports).
 
 Writes bench/results/tune_elpv.json (both test reports, every trial, timings, the best config
 that `keras-transfer train --config` re-runs), bench/results/tune_elpv.png (the search) and
@@ -38,12 +38,12 @@ import keras  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from keras_transfer.evaluate import Evaluation, classification_report, evaluate  # noqa: E402
-from keras_transfer.jobs import ImageJobConfig  # noqa: E402
-from keras_transfer.plots import plot_search_results  # noqa: E402
+from keras_transfer.evaluation.classification import Evaluation, classification_report, evaluate  # noqa: E402
+from keras_transfer.commands.image_job import ImageJobConfig  # noqa: E402
+from keras_transfer.evaluation.plots import plot_search_results  # noqa: E402
 from keras_transfer.recipes import extract_features, split_at  # noqa: E402
 from keras_transfer.tuning import ImageTrainer, SearchSpace, tune  # noqa: E402
-from keras_transfer.weights.cache import atomic_write_bytes  # noqa: E402
+from keras_transfer.utils.files import atomic_write_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -25,6 +25,7 @@ from keras_transfer.backbones import (
     unfreeze,
 )
 from keras_transfer.compare import compare_backbones
+from keras_transfer.deprecation import install_moved_module_finder
 from keras_transfer.errors import (
     BadInputError,
     KerasTransferError,
@@ -57,6 +58,9 @@ from keras_transfer.tasks.api import export, predict
 from keras_transfer.detection import build_detector
 
 __version__ = "0.1.0"
+
+# Old module paths (keras_transfer.evaluate, .plots, .cli, .jobs, ...) keep importing, with a warning.
+install_moved_module_finder()
 
 __all__ = [
     "BackboneSpec", "BadInputError", "BlockEnd", "ImagePreprocessing", "KerasTransferError",

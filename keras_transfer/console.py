@@ -8,7 +8,7 @@ before TensorFlow loads; those logged before absl is initialised do not, so the 
 the process's stderr captured and only lines of that kind are dropped: anything else captured
 (Python warnings, errors) is written back once the import is done.
 
-`main` does both, then runs `keras_transfer.cli.main`. It imports only the standard library,
+`main` does both, then runs `keras_transfer.commands.cli.main`. It imports only the standard library,
 because ``import keras_transfer`` already loads TensorFlow: the command starts in the top-level
 module `keras_transfer_launcher`, which loads this file without the package. ``--verbose``
 (anywhere on the command line) or ``KERAS_TRANSFER_VERBOSE=1`` leaves TensorFlow's logging as
@@ -173,9 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if wants_verbose(argv) or "tensorflow" in sys.modules:  # wanted, or too late to quiet
-        from keras_transfer import cli
+        from keras_transfer.commands import cli
     else:
         quiet_environment()
         with filtered_stderr():  # importing keras_transfer imports TensorFlow
-            from keras_transfer import cli
+            from keras_transfer.commands import cli
     return cli.main(argv)

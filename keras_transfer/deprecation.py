@@ -4,12 +4,19 @@
 ``weights=``): a call with an old name gets one `DeprecationWarning` per old name, pointing at
 the caller's line, and the value (translated where the meaning changed shape) goes to the new
 keyword. Passing both spellings is a mistake and raises `BadInputError`.
+
+`MovedModuleFinder` does the same for modules that moved (``keras_transfer.evaluate`` →
+``keras_transfer.evaluation.classification``): the old import path still works, with a warning.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.abc
+import importlib.machinery
 import inspect
+import sys
 import warnings
 from typing import Any, Callable, MutableMapping, TypeVar
 
@@ -98,3 +105,60 @@ def renamed_keywords(**renames: Rename) -> Callable[[Function], Function]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+# Modules that moved when the layout was regrouped by concern (0.2): old import path → new.
+MOVED_MODULES = {
+    "keras_transfer.evaluate": "keras_transfer.evaluation.classification",
+    "keras_transfer.report_metrics": "keras_transfer.evaluation.metrics",
+    "keras_transfer.segmentation_metrics": "keras_transfer.evaluation.segmentation",
+    "keras_transfer.plots": "keras_transfer.evaluation.plots",
+    "keras_transfer.cli": "keras_transfer.commands.cli",
+    "keras_transfer.jobs": "keras_transfer.commands.image_job",
+    "keras_transfer.lr_find_job": "keras_transfer.commands.lr_find_job",
+    "keras_transfer.text.tiny": "keras_transfer.testing.tiny_text",
+}
+
+
+class _MovedModuleLoader(importlib.abc.Loader):
+    """Hands back the module at its new path; the old name becomes an alias of it."""
+
+    def __init__(self, new_name: str):
+        self.new_name = new_name
+
+    def create_module(self, spec):
+        module = importlib.import_module(self.new_name)
+        self.own_spec = module.__spec__
+        return module
+
+    def exec_module(self, module) -> None:
+        # Already executed; importlib set the alias's spec on it: give it back its own.
+        module.__spec__ = self.own_spec
+
+
+class MovedModuleFinder(importlib.abc.MetaPathFinder):
+    """Resolves an old module path in `MOVED_MODULES` to its new module, with one warning.
+
+    Example:
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True):
+    ...     warnings.simplefilter("always")
+    ...     import keras_transfer.plots as old
+    >>> import keras_transfer.evaluation.plots as new
+    >>> old is new
+    True
+    """
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        new_name = MOVED_MODULES.get(fullname)
+        if new_name is None:
+            return None
+        warnings.warn(f"{fullname} moved to {new_name}; the old path will be removed in 0.3.",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.machinery.ModuleSpec(fullname, _MovedModuleLoader(new_name))
+
+
+def install_moved_module_finder() -> None:
+    """Lets old module paths import (idempotent; `import keras_transfer` calls it)."""
+    if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
+        sys.meta_path.append(MovedModuleFinder())

@@ -121,7 +121,7 @@ def remember(run_dir: str | os.PathLike, key: str, value: Any) -> None:
     True
     """
     from keras_transfer.distribute.workers import worker_info
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.utils.files import atomic_write_bytes
 
     if not worker_info().chief:
         return
@@ -230,6 +230,6 @@ class RunState:
         return _read_json(self.path / name)
 
     def _write(self, name: str, value: dict) -> None:
-        from keras_transfer.weights.cache import atomic_write_bytes
+        from keras_transfer.utils.files import atomic_write_bytes
 
         atomic_write_bytes(self.path / name, json.dumps(value, indent=2, sort_keys=True).encode())

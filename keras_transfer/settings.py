@@ -377,7 +377,7 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-# Rules shared by the job configs (`keras_transfer.jobs`, `keras_transfer.lr_find_job`).
+# Rules shared by the job configs (`keras_transfer.commands.image_job`, `keras_transfer.commands.lr_find_job`).
 FRACTION = Rule(min=0, below=1)  # validation_split, test_split, dropout, label smoothing
 SEED = Rule(min=0, max=2**32 - 1)  # what numpy's seeding accepts
 

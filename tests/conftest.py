@@ -1,9 +1,13 @@
 """Shared test settings: quiet TensorFlow, fixed seeds, an isolated cache."""
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The repository tools (tools/readme_tables.py) are tested too; they are not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

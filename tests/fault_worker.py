@@ -29,13 +29,13 @@ import importlib  # noqa: E402
 
 import keras  # noqa: E402
 
-from keras_transfer.cli import main  # noqa: E402
+from keras_transfer.commands.cli import main  # noqa: E402
 
 # Modules, not the same-named functions their packages export.
-jobs = importlib.import_module("keras_transfer.jobs")
+jobs = importlib.import_module("keras_transfer.commands.image_job")
 export_core = importlib.import_module("keras_transfer.export.core")
 fine_tune_module = importlib.import_module("keras_transfer.recipes.fine_tune")
-cache = importlib.import_module("keras_transfer.weights.cache")
+cache = importlib.import_module("keras_transfer.utils.files")
 
 POINT = os.environ.get("KT_FAULT", "")
 

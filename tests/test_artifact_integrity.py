@@ -23,7 +23,7 @@ from keras_transfer.export.integrity import (
     check_tflite_bytes,
     file_record,
 )
-from keras_transfer.weights.cache import (
+from keras_transfer.utils.files import (
     atomic_directory,
     atomic_write_bytes,
     dir_mode,

@@ -12,7 +12,7 @@ import keras
 import pytest
 
 import keras_transfer as kt
-from keras_transfer import docs
+from tools import readme_tables as docs
 from keras_transfer.backbones.blocks import Block, set_trainable_blocks
 from keras_transfer.compat.keras_internals import created_trainable_variables, sublayers
 from keras_transfer.errors import BadInputError

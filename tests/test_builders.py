@@ -162,3 +162,16 @@ def test_text_backbone_takes_the_new_spellings_and_the_old_ones(presets):
     with pytest.warns(DeprecationWarning, match="trainable_layers"):
         old = kt.build_text_backbone(presets["bert"], trainable_layers=["layer_1"])
     assert old.trainable_weights
+
+
+@pytest.mark.parametrize("old, new", sorted(__import__(
+    "keras_transfer.deprecation", fromlist=["MOVED_MODULES"]).MOVED_MODULES.items()))
+def test_moved_modules_import_from_their_old_path_with_a_warning(old, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+    assert module.__spec__.name == new  # the new module keeps its own identity

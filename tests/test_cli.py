@@ -16,7 +16,7 @@ from conftest import write_two_class_folder
 
 from keras_transfer import BackboneSpec, BlockEnd, register_backbone
 from keras_transfer.backbones import registry
-from keras_transfer.cli import build_parser, main
+from keras_transfer.commands.cli import build_parser, main
 
 COMMANDS = {"train", "evaluate", "export", "predict", "describe", "list-backbones",
             "lr-find"}

@@ -17,7 +17,7 @@ from conftest import write_two_class_folder
 
 from keras_transfer import BackboneSpec, BlockEnd, register_backbone
 from keras_transfer.backbones import registry
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 from keras_transfer.compare import (
     CompareConfig,
     compare_backbones,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from keras_transfer import console
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCHER = REPO / "keras_transfer_launcher.py"

@@ -201,7 +201,7 @@ def test_warmup_cosine_round_trips_through_a_keras_file(tmp_path):
 
 
 def test_job_settings_are_checked_before_any_data_is_read(tmp_path, capsys):
-    from keras_transfer.cli import main
+    from keras_transfer.commands.cli import main
 
     missing = str(tmp_path / "no-such-folder")  # never read: the settings fail first
     for flags, word in ((["--augment", "sideways"], "sideways"),
@@ -213,7 +213,7 @@ def test_job_settings_are_checked_before_any_data_is_read(tmp_path, capsys):
 
 
 def test_repeatable_config_writes_out_the_decisions():
-    from keras_transfer.jobs import ImageJobConfig, _repeatable_config
+    from keras_transfer.commands.image_job import ImageJobConfig, _repeatable_config
 
     decisions = {"augment": {"symmetries": ["hflip", "vflip"]}, "head": {"imbalance": "focal"},
                  "image_size": {"size": 288}, "plan": {"epochs_run": 7, "blocks_unfrozen": 9}}
@@ -256,7 +256,7 @@ def test_auto_fine_tune_runs_every_step_within_its_budget_plan():
 
 def test_a_fine_tuning_worse_than_frozen_features_on_validation_is_not_kept():
     from keras_transfer import build_image_classifier
-    from keras_transfer.evaluate import predict_dataset
+    from keras_transfer.evaluation.classification import predict_dataset
     from keras_transfer.recipes import auto_fine_tune
 
     keras.utils.set_random_seed(0)

@@ -100,8 +100,8 @@ def test_chief_rule_and_single_process_info():
 
 
 def test_cli_train_takes_strategy_flags(tmp_path, monkeypatch, capsys):
-    from keras_transfer.cli import build_parser, main
-    from keras_transfer.jobs import ImageJobConfig
+    from keras_transfer.commands.cli import build_parser, main
+    from keras_transfer.commands.image_job import ImageJobConfig
 
     args = build_parser().parse_args(["train", "--strategy", "mirrored",
                                       "--scale-learning-rate", "sqrt"])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_transfer.cli import main
-from keras_transfer.evaluate import (
+from keras_transfer.commands.cli import main
+from keras_transfer.evaluation.classification import (
     REPORT_SCHEMA,
     calibration,
     classification_report,

@@ -324,7 +324,7 @@ def test_overlays_are_written_as_png_files(small_classifier, tmp_path):
 
 
 def test_evaluation_writes_gradcam_overlays_of_the_wrong_examples(small_classifier, tmp_path):
-    from keras_transfer.evaluate import evaluate
+    from keras_transfer.evaluation.classification import evaluate
 
     images = np.random.default_rng(7).uniform(0, 255, (12, 32, 32, 3)).astype("float32")
     labels = np.arange(12) % 3
@@ -335,7 +335,7 @@ def test_evaluation_writes_gradcam_overlays_of_the_wrong_examples(small_classifi
 
 
 def test_a_failed_explanation_never_costs_the_report(tmp_path, capsys):
-    from keras_transfer.evaluate import evaluate
+    from keras_transfer.evaluation.classification import evaluate
 
     inputs = keras.Input((8, 8, 3))
     flat = keras.layers.Flatten()(inputs)
@@ -351,7 +351,7 @@ def test_a_failed_explanation_never_costs_the_report(tmp_path, capsys):
 def test_predict_explain_writes_an_overlay_per_image(tiny_backbone, tmp_path, capsys):
     from PIL import Image
 
-    from keras_transfer.cli import main
+    from keras_transfer.commands.cli import main
     from keras_transfer.export import export
 
     model = kt.build_image_classifier(tiny_backbone, 2, weights=None, input_shape=(32, 32, 3))

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import write_two_class_folder
 
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_describe_and_list_backbones(capsys):
 @pytest.mark.slow
 def test_main_job_on_elpv_with_real_lite0_weights(tmp_path, monkeypatch):
     """The README's main job in miniature: real ImageNet Lite0 weights, real ELPV images."""
-    from keras_transfer.jobs import run_image_classification
+    from keras_transfer.commands.image_job import run_image_classification
 
     monkeypatch.chdir(tmp_path)
     report = run_image_classification(dataset="elpv", schedule="fast", image_size=96,

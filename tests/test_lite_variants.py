@@ -80,7 +80,7 @@ def test_registered_with_native_size_and_offline_weights(name, size):
     assert (spec.default_size, spec.family, spec.has_offline_weights) == (
         size, "efficientnet_lite", True)
     assert spec.block_names() == ("stem", *(f"block{i}" for i in range(1, 8)), "top")
-    from keras_transfer import docs
+    from tools import readme_tables as docs
 
     row = docs.backbone_rows([name])[0]
     assert (row["input size"], row["offline ImageNet weights"]) == (f"{size}×{size}", "yes")

@@ -20,7 +20,7 @@ from keras_transfer.errors import BadInputError
 from keras_transfer.export import export
 from keras_transfer.heads import build_segmenter
 from keras_transfer.heads.segmentation import block_strides, default_atrous_rates
-from keras_transfer.segmentation_metrics import (
+from keras_transfer.evaluation.segmentation import (
     confusion_matrix,
     mean_iou_metric,
     per_class_iou_metrics,

@@ -16,10 +16,10 @@ import pytest
 from keras_transfer import data as kd
 from keras_transfer import jobs, list_backbones
 from keras_transfer.backbones import get_spec
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 from keras_transfer.errors import BadInputError, UnknownBackboneError
-from keras_transfer.jobs import ImageJobConfig
-from keras_transfer.lr_find_job import LRFindConfig
+from keras_transfer.commands.image_job import ImageJobConfig
+from keras_transfer.commands.lr_find_job import LRFindConfig
 from keras_transfer.settings import close_names
 
 
@@ -97,7 +97,7 @@ def test_every_bad_flag_is_named_in_one_error(no_data, capsys):
 
 def test_a_real_process_prints_no_traceback(tmp_path):
     """The installed entry point, as a user runs it: exit status 2 and one line on stderr."""
-    done = subprocess.run([sys.executable, "-m", "keras_transfer.cli", "train", "--head-epochs",
+    done = subprocess.run([sys.executable, "-m", "keras_transfer.commands.cli", "train", "--head-epochs",
                            "-3", "--dataset", str(tmp_path / "missing")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 from keras_transfer.commands import synthetic
 from keras_transfer.commands.task_config import TaskJobConfig, resolved
 from keras_transfer.commands.task_data import choose_task, identify_data
@@ -174,7 +174,7 @@ def test_evaluate_checks_the_model_task(tmp_path, capsys):
 
 def test_a_real_process_exits_2_with_one_line(example_data, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "keras_transfer.cli", "train", "--task", "text", "--dataset",
+        [sys.executable, "-m", "keras_transfer.commands.cli", "train", "--task", "text", "--dataset",
          str(example_data["image_classification"])], cwd=tmp_path, capture_output=True,
         text=True, timeout=180)
     assert done.returncode == 2
@@ -241,7 +241,7 @@ def test_train_then_evaluate_every_task_offline(task, tmp_path, monkeypatch, cap
     flags, metrics, printed = RUNS[task]
     out = tmp_path / "export"
     done = subprocess.run(
-        [sys.executable, "-m", "keras_transfer.cli", "train", "--dataset", "synthetic", *flags,
+        [sys.executable, "-m", "keras_transfer.commands.cli", "train", "--dataset", "synthetic", *flags,
          "--output-dir", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=900,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

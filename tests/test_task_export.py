@@ -271,7 +271,7 @@ def test_cli_exports_a_mobilenet_ssd_and_a_text_model(presets, tmp_path):
     for name, extra in (("det", []), ("text", ["--labels", str(tmp_path / "labels.txt"),
                                                "--quantization", "float32", "int8"])):
         result = subprocess.run(
-            [sys.executable, "-m", "keras_transfer.cli", "export", str(tmp_path / f"{name}.keras"),
+            [sys.executable, "-m", "keras_transfer.commands.cli", "export", str(tmp_path / f"{name}.keras"),
              str(tmp_path / f"{name}_out"), *extra],
             capture_output=True, text=True, env=env, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]

@@ -19,7 +19,7 @@ from PIL import Image
 
 import detection_helpers as helpers  # noqa: F401 - registers the tiny detection backbone
 import keras_transfer as kt
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 from keras_transfer.errors import BadInputError
 from keras_transfer.tasks import inputs as read
 from test_task_export import RESULT_CHECKS, TASKS, build, marked, predict_inputs
@@ -135,7 +135,7 @@ def test_cli_predict_on_the_export_folder(task, exports, tmp_path):
     arguments = cli_arguments(task, verify, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     result = subprocess.run(
-        [sys.executable, "-m", "keras_transfer.cli", "predict", str(folder), *arguments,
+        [sys.executable, "-m", "keras_transfer.commands.cli", "predict", str(folder), *arguments,
          "--output", str(tmp_path / "out")], capture_output=True, text=True, env=env,
         timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 from conftest import write_two_class_folder
 
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 from keras_transfer.errors import BadInputError
-from keras_transfer.evaluate import (
+from keras_transfer.evaluation.classification import (
     classification_report,
     evaluate,
     evaluate_classifier,

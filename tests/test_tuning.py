@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from keras_transfer import BackboneSpec, BlockEnd, register_backbone
-from keras_transfer.cli import main
+from keras_transfer.commands.cli import main
 from keras_transfer.errors import BadInputError
-from keras_transfer.jobs import ImageJobConfig
+from keras_transfer.commands.image_job import ImageJobConfig
 from keras_transfer.tuning import (
     ImageTrainer,
     ModelTrainer,
@@ -209,7 +209,7 @@ def test_bad_settings_are_clear_errors(base, tmp_path, capsys):
 def test_text_classifier_search_shares_features_and_reruns(tmp_path):
     import tensorflow as tf
 
-    from keras_transfer.text.tiny import make_tiny_preset
+    from keras_transfer.testing.tiny_text import make_tiny_preset
     from keras_transfer.tuning import TextTrainer, text_classifier_builder
 
     preset = str(make_tiny_preset("bert", tmp_path / "bert"))

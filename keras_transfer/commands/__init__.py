@@ -1,1 +1,1 @@
-"""What the `keras-transfer` sub-commands run, one module per concern (see `keras_transfer.cli`)."""
+"""What the `keras-transfer` sub-commands run, one module per concern (see `keras_transfer.commands.cli`)."""

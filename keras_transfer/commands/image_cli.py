@@ -1,7 +1,7 @@
 """`keras-transfer evaluate` and `tune` for image classifiers (what they did before they served
 every task): a classification report with TTA, and the KerasTuner search.
 
-Settings are read as for `train` (`keras_transfer.cli._image_config`: the ``--config`` file,
+Settings are read as for `train` (`keras_transfer.commands.cli._image_config`: the ``--config`` file,
 then the flags), checked before any data is read.
 """
 
@@ -19,12 +19,12 @@ def evaluate_image(args: argparse.Namespace) -> int:
     """
     import keras
 
-    from keras_transfer.cli import _image_config, _tta_note
+    from keras_transfer.commands.cli import _image_config, _tta_note
     from keras_transfer.data.symmetry import group_views
-    from keras_transfer.evaluate import evaluate, primary_metric
+    from keras_transfer.evaluation.classification import evaluate, primary_metric
     from keras_transfer.export.integrity import check_artifact
     from keras_transfer.export.predict import resolve_tta
-    from keras_transfer.jobs import load_image_data
+    from keras_transfer.commands.image_job import load_image_data
 
     tta = vars(args).pop("tta", None)  # not a training setting: kept out of the config
     path = Path(args.model)
@@ -77,7 +77,7 @@ def tune_image(args: argparse.Namespace) -> int:
     Example:
     >>> # tune_image(build_parser().parse_args(["tune", "--dataset", "photos/"]))
     """
-    from keras_transfer.cli import _image_config, _load_config
+    from keras_transfer.commands.cli import _image_config, _load_config
     from keras_transfer.tuning import SearchSpace, tune_image_classifier
 
     config_path = getattr(args, "config", None)

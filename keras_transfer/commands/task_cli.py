@@ -2,7 +2,7 @@
 (``--task``, the config file's ``task``, the export's ``metadata.json`` or the data's layout),
 then the image job or the generic task job.
 
-Image classification keeps its own job and settings (`keras_transfer.jobs`); every other task
+Image classification keeps its own job and settings (`keras_transfer.commands.image_job`); every other task
 runs `keras_transfer.commands.task_jobs.run_task`. Flags of one kind of job given to the other
 are refused by name, before anything is read.
 """
@@ -53,7 +53,7 @@ def _refuse(args: argparse.Namespace, names: tuple[str, ...], task: str, runs: s
 
 def _file_settings(args: argparse.Namespace) -> tuple[dict, str | None]:
     """The ``--config`` file's settings (``{}`` without one) and its ``task``."""
-    from keras_transfer.cli import _load_config
+    from keras_transfer.commands.cli import _load_config
 
     path = getattr(args, "config", None)
     settings = _load_config(path) if path else {}
@@ -63,7 +63,7 @@ def _file_settings(args: argparse.Namespace) -> tuple[dict, str | None]:
 def merge_settings(cls: type, args: argparse.Namespace, file_settings: dict,
                    defaults: dict | None = None) -> dict:
     """A config class's settings: `defaults`, then the config file, then the flags given (as
-    `keras_transfer.cli` does for every job); unknown names in the file are refused.
+    `keras_transfer.commands.cli` does for every job); unknown names in the file are refused.
 
     Example:
     >>> from keras_transfer.commands.task_config import TaskJobConfig
@@ -97,7 +97,7 @@ def train(args: argparse.Namespace) -> int:
     dataset = getattr(args, "dataset", None) or file_settings.get("dataset")
     task = choose_task(getattr(args, "task", None) or file_task, dataset)
     if task.name == "image_classification":
-        from keras_transfer import jobs
+        from keras_transfer.commands import image_job as jobs
 
         _refuse(args, TASK_ONLY, task.name, "the image job; see keras-transfer train --help")
         settings = merge_settings(jobs.ImageJobConfig, args, file_settings)
@@ -212,7 +212,7 @@ def evaluate_task_model(args: argparse.Namespace, task: str) -> int:
 
 
 def _write_json(path: Path, content: Any) -> None:
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.utils.files import atomic_write_bytes
 
     atomic_write_bytes(path, json.dumps(content, indent=2, default=str).encode())
 

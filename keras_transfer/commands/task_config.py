@@ -1,5 +1,5 @@
 """Settings of a training run for any task but image classification (that one keeps
-`keras_transfer.jobs.ImageJobConfig`), their per-task defaults as data, and their checks.
+`keras_transfer.commands.image_job.ImageJobConfig`), their per-task defaults as data, and their checks.
 
 A run's settings come from flags, a ``--config`` JSON/YAML file or Python, and are checked the
 way the image job's are (`keras_transfer.settings`): one `BadInputError` naming every bad
@@ -129,7 +129,7 @@ def _task_problem(name: str) -> str | None:
     except BadInputError as error:
         return str(error)
     if task.name == "image_classification":
-        return "image classification runs the image job (keras_transfer.jobs.ImageJobConfig)"
+        return "image classification runs the image job (keras_transfer.commands.image_job.ImageJobConfig)"
     return None
 
 
@@ -208,7 +208,7 @@ def _formats_problem(task: str, formats: tuple[str, ...] | None) -> str | None:
 
 def _backbone_problem(task: str, backbone: str | None) -> str | None:
     from keras_transfer.settings import backbone_problem
-    from keras_transfer.text.tiny import TINY_FAMILIES
+    from keras_transfer.testing.tiny_text import TINY_FAMILIES
 
     if backbone is None:
         return None

@@ -1,5 +1,5 @@
 """One training job for every task but image classification (that one is
-`keras_transfer.jobs.run_image_classification`): what ``keras-transfer train --task ...`` runs.
+`keras_transfer.commands.image_job.run_image_classification`): what ``keras-transfer train --task ...`` runs.
 
 Load the data (a file, a folder, ``tweets`` or ``synthetic``), build the model with the task's
 builder on the chosen backbone, run the staged `fine_tune` recipe (which asks the model's task
@@ -235,8 +235,8 @@ def write_outputs(output_dir: Path, report: dict, config: TaskJobConfig, history
     Example:
     >>> # write_outputs(Path("saved_models/corpus_lm"), report, config, history)
     """
-    from keras_transfer.plots import plot_learning_curves
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.evaluation.plots import plot_learning_curves
+    from keras_transfer.utils.files import atomic_write_bytes
 
     for name, content in (("report.json", report), ("config.json", dataclasses.asdict(config))):
         atomic_write_bytes(output_dir / name, json.dumps(content, indent=2, default=str).encode())

@@ -73,8 +73,8 @@ def headline(report: dict[str, Any]) -> dict[str, float]:
 
 
 def _text(model: Any, data: TaskData, split: str) -> dict[str, Any]:
-    from keras_transfer.evaluate import predict_dataset
-    from keras_transfer.report_metrics import classification_report
+    from keras_transfer.evaluation.classification import predict_dataset
+    from keras_transfer.evaluation.metrics import classification_report
 
     probabilities, labels = predict_dataset(model, data.split(split))
     if labels.ndim == 2:
@@ -113,7 +113,7 @@ def multi_label_scores(labels: np.ndarray, probabilities: np.ndarray,
 
 
 def _segmentation(model: Any, data: TaskData, split: str) -> dict[str, Any]:
-    from keras_transfer.segmentation_metrics import evaluate_segmenter
+    from keras_transfer.evaluation.segmentation import evaluate_segmenter
 
     return evaluate_segmenter(model, data.split(split), class_names=data.class_names,
                               ignore_class=data.ignore_class)

@@ -97,7 +97,7 @@ class CompareConfig:
         >>> CompareConfig.setting_rules()["rank_by"].choices
         ('float32', 'float16', 'dynamic', 'int8')
         """
-        from keras_transfer.jobs import IMBALANCE_CHOICES
+        from keras_transfer.commands.image_job import IMBALANCE_CHOICES
         from keras_transfer.settings import FRACTION, SEED, Rule, backbone_problem
 
         return {

@@ -101,7 +101,7 @@ class _Comparison:
     # ---- one backbone -------------------------------------------------------------------
 
     def backbone(self, name: str, index: int, total: int, exports: Path) -> dict[str, Any]:
-        from keras_transfer.jobs import default_image_size
+        from keras_transfer.commands.image_job import default_image_size
 
         config = self.config
         size = config.image_size or default_image_size(name)
@@ -137,7 +137,7 @@ class _Comparison:
         """The split at `size` px; the same images and split for every backbone."""
         if self._loaded is not None and self._loaded[0] == size:
             return self._loaded[1]
-        from keras_transfer.jobs import ImageJobConfig, load_image_data
+        from keras_transfer.commands.image_job import ImageJobConfig, load_image_data
 
         config = self.config
         self._loaded = None
@@ -160,9 +160,9 @@ class _Comparison:
 
     def train_and_score(self, name: str, data, timings: dict[str, float]) -> dict[str, Any]:
         from keras_transfer.backbones import find_backbone
-        from keras_transfer.evaluate import evaluate_classifier
+        from keras_transfer.evaluation.classification import evaluate_classifier
         from keras_transfer.heads import build_image_classifier
-        from keras_transfer.jobs import ImageJobConfig
+        from keras_transfer.commands.image_job import ImageJobConfig
         from keras_transfer.recipes import auto_fine_tune, train_head
 
         config, job = self.config, ImageJobConfig()  # the training job's head settings
@@ -252,7 +252,7 @@ class _Comparison:
     # ---- the report ---------------------------------------------------------------------
 
     def summarize(self, rows: list[dict], latency: dict, seconds: float) -> dict[str, Any]:
-        from keras_transfer.jobs import _machine
+        from keras_transfer.commands.image_job import _machine
 
         config = self.config
         for row in rows:  # the temporary files are gone: keep their names only
@@ -286,8 +286,8 @@ class _Comparison:
         }
 
     def write(self, summary: dict) -> None:
-        from keras_transfer.plots import plot_accuracy_latency
-        from keras_transfer.weights.cache import atomic_write_bytes
+        from keras_transfer.evaluation.plots import plot_accuracy_latency
+        from keras_transfer.utils.files import atomic_write_bytes
 
         config = self.config
         print(comparison_table(summary), flush=True)

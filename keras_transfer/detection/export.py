@@ -46,7 +46,7 @@ from keras_transfer.errors import BadInputError
 from keras_transfer.export import schema
 from keras_transfer.export.progress import step
 from keras_transfer.export.verify import fail_or_warn
-from keras_transfer.weights.cache import atomic_directory
+from keras_transfer.utils.files import atomic_directory
 
 FORMATS = schema.FORMATS
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")

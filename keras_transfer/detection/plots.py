@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from keras_transfer.plots import _figure, _save
+from keras_transfer.evaluation.plots import _figure, _save
 
 
 def plot_detections(

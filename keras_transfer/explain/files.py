@@ -45,7 +45,7 @@ def plot_wrong_examples_gradcam(
     >>> plot_wrong_examples_gradcam(model, [np.zeros((32, 32, 3))], [row], ["a", "b"], p).exists()
     True
     """
-    from keras_transfer.plots import plot_confidently_wrong
+    from keras_transfer.evaluation.plots import plot_confidently_wrong
 
     pairs = [(np.asarray(example, np.float32), row) for example, row in zip(examples, rows)
              if isinstance(example, np.ndarray) and example.ndim == 3][:limit]

@@ -92,7 +92,7 @@ def save_overlay(path: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray
     >>> save_overlay(path, np.zeros((4, 4, 3)), np.eye(4)).stat().st_size > 0
     True
     """
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.utils.files import atomic_write_bytes
 
     return atomic_write_bytes(path, png_bytes(overlay(image, heatmap, alpha=alpha,
                                                       colormap=colormap)))

@@ -25,7 +25,6 @@ half-written export and the previous one intact.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
@@ -47,7 +46,7 @@ from keras_transfer.export.schema import (  # noqa: F401 - re-exported: earlier 
     METADATA_FILE,
     SAVED_MODEL_DIR,
 )
-from keras_transfer.weights.cache import atomic_directory
+from keras_transfer.utils.files import atomic_directory
 
 
 def write_keras(model: keras.Model, path: Path) -> None:

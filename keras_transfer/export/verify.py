@@ -39,7 +39,7 @@ def score(predictions: np.ndarray, labels: np.ndarray | None, task: str) -> dict
     if labels is None:
         return {}
     if task == "segmentation":
-        from keras_transfer.segmentation_metrics import segmentation_scores
+        from keras_transfer.evaluation.segmentation import segmentation_scores
 
         masks = _masks_like(np.asarray(labels), predictions.shape[1:3])
         scores = segmentation_scores(masks, predictions, predictions.shape[-1])

@@ -315,7 +315,7 @@ def compile_segmenter(
     >>> compile_segmenter(model, 2).loss.name
     'sparse_categorical_crossentropy'
     """
-    from keras_transfer.segmentation_metrics import mean_iou_metric
+    from keras_transfer.evaluation.segmentation import mean_iou_metric
 
     model.compile(
         optimizer or keras.optimizers.Adam(learning_rate),

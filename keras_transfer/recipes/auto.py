@@ -215,7 +215,7 @@ def _keep_the_better(model: keras.Model, head_weights: list, head, validation) -
     validation split (a short or noisy fine-tuning must never hand back a worse model)."""
     if validation is None:
         return {"kept": "fine_tuned", "reason": "no validation split: the fine-tuned model"}
-    from keras_transfer.evaluate import predict_dataset
+    from keras_transfer.evaluation.classification import predict_dataset
 
     chosen = next(c for c in head.candidates if c["name"] == head.option.name)
     probabilities, labels = predict_dataset(model, validation)

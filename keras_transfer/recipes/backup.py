@@ -140,7 +140,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     # -- save ------------------------------------------------------------------------------
     def _save_model(self):
-        from keras_transfer.weights.cache import atomic_write_bytes
+        from keras_transfer.utils.files import atomic_write_bytes
 
         directory = Path(self.backup_dir)
         directory.mkdir(parents=True, exist_ok=True)

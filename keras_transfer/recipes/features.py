@@ -15,7 +15,8 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from keras_transfer.compat.keras_internals import call_nodes
-from keras_transfer.weights.cache import atomic_write_bytes, cache_dir
+from keras_transfer.utils.files import atomic_write_bytes
+from keras_transfer.weights.cache import cache_dir
 
 _MEMORY: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 

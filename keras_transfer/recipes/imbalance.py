@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_transfer.errors import BadInputError
 from keras_transfer.recipes.losses import SmoothedSparseCrossentropy
-from keras_transfer.report_metrics import classification_report
+from keras_transfer.evaluation.metrics import classification_report
 
 # Largest / smallest class count from which the labels count as imbalanced. At 3:1 the
 # minority of two classes is 25 %, the edge of what is usually called mild imbalance: from there

@@ -48,7 +48,7 @@ class LRFinderResult:
         >>> result.plot(pathlib.Path(tempfile.mkdtemp()) / "lr.png").exists()
         True
         """
-        from keras_transfer.plots import _figure, _save
+        from keras_transfer.evaluation.plots import _figure, _save
 
         plt = _figure()
         fig, ax = plt.subplots(figsize=(6, 4))

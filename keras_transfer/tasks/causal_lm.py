@@ -31,7 +31,7 @@ import numpy as np
 from keras_transfer.errors import BadInputError
 from keras_transfer.export import schema
 from keras_transfer.export.progress import step
-from keras_transfer.weights.cache import atomic_directory
+from keras_transfer.utils.files import atomic_directory
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 SIGNATURE = "serve_tokens"

@@ -52,7 +52,7 @@ def write_predictions(output_dir: str | os.PathLike, task: str, rows: list[dict[
     'predictions.json'
     """
     from keras_transfer.export.schema import json_default
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.utils.files import atomic_write_bytes
 
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -149,8 +149,8 @@ def segment_images(artifact: Any, inputs: Any, *, labels: Sequence[str] | None =
 def _write_masks(output_dir, names: list[str], batch: np.ndarray, masks: list[np.ndarray],
                  labels: list[str], alpha: float) -> None:
     from keras_transfer.explain.overlay import png_bytes
-    from keras_transfer.segmentation_metrics import overlay
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.evaluation.segmentation import overlay
+    from keras_transfer.utils.files import atomic_write_bytes
 
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ from keras_transfer.text.qa import (
     qa_labels,
     squad_examples,
 )
-from keras_transfer.text.tiny import TINY_FAMILIES, make_tiny_preset
+from keras_transfer.testing.tiny_text import TINY_FAMILIES, make_tiny_preset
 
 register_spec_finder(find_text_spec)
 

@@ -118,7 +118,7 @@ def load_text_backbone(preset: str | os.PathLike, *, weights: str | None = PRESE
 
     Example:
     >>> import tempfile
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> type(load_text_backbone(str(make_tiny_preset("bert", tempfile.mkdtemp())))).__name__
     'BertBackbone'
     """
@@ -154,7 +154,7 @@ def build_text_backbone(
     Example:
     >>> import tempfile
     >>> from keras_transfer import describe
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> backbone = build_text_backbone(str(make_tiny_preset("bert", tempfile.mkdtemp())),
     ...                                trainable_blocks=["layer_1"])
     >>> [row["status"] for row in describe(backbone, print_fn=None)]
@@ -181,7 +181,7 @@ def build_text_preprocessor(
 
     Example:
     >>> import tempfile
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> pre = build_text_preprocessor(str(make_tiny_preset("gpt2", tempfile.mkdtemp())),
     ...                               sequence_length=8)
     >>> type(pre).__name__
@@ -220,7 +220,7 @@ def text_trunk(
 
     Example:
     >>> import tempfile
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> trunk = text_trunk(str(make_tiny_preset("bert", tempfile.mkdtemp())),
     ...                    input_names=["text"], sequence_length=8)
     >>> sorted(trunk[3])

@@ -50,7 +50,7 @@ from keras_transfer.text.predict import (  # noqa: F401 - TextTFLiteRunner: its 
     as_batches as _as_batches,
     tokenize as _tokens,
 )
-from keras_transfer.weights.cache import atomic_directory
+from keras_transfer.utils.files import atomic_directory
 
 FORMATS = schema.FORMATS
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")

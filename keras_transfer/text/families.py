@@ -127,7 +127,7 @@ def layer_indices(backbone: keras.Model, family: TextFamily) -> list[int]:
     """The transformer block indices present in `backbone`, in order.
 
     Example:
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> import keras_hub, tempfile
     >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
     >>> bb = keras_hub.models.Backbone.from_preset(preset)
@@ -143,7 +143,7 @@ def text_spec(backbone: keras.Model) -> BackboneSpec:
     """The block map of a keras-hub text backbone as a `BackboneSpec` (blocks from its layers).
 
     Example:
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> import keras_hub, tempfile
     >>> preset = str(make_tiny_preset("gpt2", tempfile.mkdtemp()))
     >>> bb = keras_hub.models.Backbone.from_preset(preset)

@@ -87,7 +87,7 @@ def compile_text_model(
 
     Example:
     >>> import tempfile
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
     >>> model = build_text_classifier(preset, 2, sequence_length=8, compile=False)
     >>> rate = compile_text_model(model, "text_classification").optimizer.learning_rate
@@ -188,7 +188,7 @@ def build_text_classifier(
     Example:
     >>> import tempfile
     >>> import tensorflow as tf
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
     >>> model = build_text_classifier(preset, num_classes=3, sequence_length=16)
     >>> model.predict(tf.constant(["a great film", "an awful day"]), verbose=0).shape
@@ -262,7 +262,7 @@ def build_causal_lm(
 
     Example:
     >>> import tempfile
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> lm = build_causal_lm(str(make_tiny_preset("gpt2", tempfile.mkdtemp())),
     ...                      sequence_length=16)
     >>> isinstance(lm.generate("the city", max_length=8), str)

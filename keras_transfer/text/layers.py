@@ -53,7 +53,7 @@ class TextPreprocessing(keras.layers.Layer):
 
     Example:
     >>> import tempfile, keras_hub
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
     >>> pre = keras_hub.models.TextClassifierPreprocessor.from_preset(preset, sequence_length=8)
     >>> out = TextPreprocessing(pre)(keras.ops.convert_to_tensor(["the city"]))

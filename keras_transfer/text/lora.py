@@ -52,7 +52,7 @@ def enable_lora(model: keras.Model, rank: int) -> dict[str, int]:
     Example:
     >>> import tempfile
     >>> from keras_transfer.text import build_text_classifier
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> model = build_text_classifier(str(make_tiny_preset("bert", tempfile.mkdtemp())), 2,
     ...                               sequence_length=8, compile=False)
     >>> counts = enable_lora(model, rank=2)

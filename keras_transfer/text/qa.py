@@ -73,7 +73,7 @@ def build_question_answerer(
 
     Example:
     >>> import tempfile
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> qa = build_question_answerer(str(make_tiny_preset("bert", tempfile.mkdtemp())),
     ...                              sequence_length=32)
     >>> answer_questions(qa, ["what is the capital?"], ["paris is the capital."])[0].keys()
@@ -181,7 +181,7 @@ def token_spans(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]
 
     Example:
     >>> import tempfile, keras_hub
-    >>> from keras_transfer.text.tiny import make_tiny_preset
+    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
     >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
     >>> tok = keras_hub.models.Tokenizer.from_preset(preset)
     >>> token_spans(tok, "Paris,  France")[1]

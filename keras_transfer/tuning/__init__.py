@@ -7,7 +7,7 @@ trial is saved as a config that ``keras-transfer train --config best_config.json
 text classifiers: `TextTrainer` with `text_classifier_builder`; any model: `ModelTrainer`.
 
 Example:
->>> from keras_transfer.jobs import ImageJobConfig
+>>> from keras_transfer.commands.image_job import ImageJobConfig
 >>> from keras_transfer.tuning import SearchSpace, tune_image_classifier
 >>> result = tune_image_classifier(  # doctest: +SKIP
 ...     ImageJobConfig(dataset="elpv"), SearchSpace(recipes=("feature_extraction",)),

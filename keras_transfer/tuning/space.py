@@ -102,7 +102,7 @@ class SearchSpace:
 
         `head_epochs` overrides the space's (Hyperband's per-trial budget).
         """
-        from keras_transfer.jobs import ImageJobConfig
+        from keras_transfer.commands.image_job import ImageJobConfig
 
         base = base or ImageJobConfig()
         fine_tune = values["recipe"] == "fine_tune"
@@ -129,7 +129,7 @@ def recipe_of(config) -> str:
     """``"fine_tune"`` when a config trains stage 2, else ``"feature_extraction"``.
 
     Example:
-    >>> from keras_transfer.jobs import ImageJobConfig
+    >>> from keras_transfer.commands.image_job import ImageJobConfig
     >>> recipe_of(ImageJobConfig(epochs=0))
     'feature_extraction'
     """

@@ -5,7 +5,7 @@
   frozen configuration in a `FeatureStore`.
 - `ModelTrainer`: any model: a ``declare(hp) -> config`` function and a
   ``build_model(config) -> compiled keras.Model`` function (e.g. a text classifier builder),
-  trained with `fit` and scored on validation data with `keras_transfer.evaluate`.
+  trained with `fit` and scored on validation data with `keras_transfer.evaluation.classification`.
 
 Both have the same interface (`objective`, `declare`, `train`, `describe`, `config_dict`), which
 is all `TransferTuner` uses.
@@ -28,7 +28,7 @@ from keras_transfer.tuning.store import FeatureStore, weights_digest
 @dataclasses.dataclass
 class TrialOutcome:
     """One trained trial: its score, the config that re-runs it (epochs actually trained filled
-    in), its validation report (`keras_transfer.evaluate` schema), history and wall time."""
+    in), its validation report (`keras_transfer.evaluation.classification` schema), history and wall time."""
 
     score: float
     config: Any
@@ -85,7 +85,7 @@ def staged_trial(model: keras.Model, train, validation, *, class_names: Sequence
     Returns ``(validation report, history, head epochs kept)``.
     """
     from keras_transfer.backbones import freeze
-    from keras_transfer.evaluate import classification_report, evaluate_classifier
+    from keras_transfer.evaluation.classification import classification_report, evaluate_classifier
     from keras_transfer.recipes import extract_features, fine_tune, split_at
     from keras_transfer.recipes.callbacks import EpochTimer
     from keras_transfer.recipes.fine_tune import RecipeHistory
@@ -155,7 +155,7 @@ class ImageTrainer:
         keep_best_model: keep the best trial's trained model in `best_model`.
 
     Example:
-    >>> from keras_transfer.jobs import ImageJobConfig
+    >>> from keras_transfer.commands.image_job import ImageJobConfig
     >>> trainer = ImageTrainer(ImageJobConfig(dataset="elpv", image_size=96))
     >>> trainer.objective
     'val_accuracy'
@@ -166,7 +166,7 @@ class ImageTrainer:
     def __init__(self, base=None, space: SearchSpace | None = None, *,
                  store: FeatureStore | None = None, early_stopping: int | None = 5,
                  keep_best_model: bool = True, verbose: int | str = 0):
-        from keras_transfer.jobs import ImageJobConfig
+        from keras_transfer.commands.image_job import ImageJobConfig
 
         self.base = base or ImageJobConfig()
         if not self.base.validation_split:
@@ -207,7 +207,7 @@ class ImageTrainer:
     def data(self, config, fresh: bool = False):
         """``(ImageDataset, train split)`` for a config's data settings, loaded once each
         (`fresh`: load anew, as a fine-tune trial needs)."""
-        from keras_transfer.jobs import load_image_data
+        from keras_transfer.commands.image_job import load_image_data
 
         key = self._data_key(config)
         if fresh or key not in self._data:
@@ -265,7 +265,7 @@ class ModelTrainer:
     `build_model` returns a compiled model (any architecture; for classifiers built by
     keras-transfer, `ImageTrainer` / `TextTrainer` add cached features and the staged recipe);
     each trial fits it on `train` with early stopping on the validation loss and scores it on
-    `validation` with `keras_transfer.evaluate` (accuracy, macro AUC or −RMSE by task). The
+    `validation` with `keras_transfer.evaluation.classification` (accuracy, macro AUC or −RMSE by task). The
     saved best config is `declare`'s dict plus ``epochs`` (the epochs kept), ready to pass to
     `build_model` again.
 
@@ -306,7 +306,7 @@ class ModelTrainer:
         return dict(config)
 
     def train(self, config: dict, budget: int | None = None) -> TrialOutcome:
-        from keras_transfer.evaluate import evaluate, primary_metric
+        from keras_transfer.evaluation.classification import evaluate, primary_metric
 
         started = time.perf_counter()
         keras.backend.clear_session()

@@ -186,8 +186,8 @@ class TuneResult:
 
     def write(self, output_dir: str | Path) -> dict[str, Path]:
         """Writes ``best_config.json``, ``trials.csv``, ``tuning.json`` and ``search.png``."""
-        from keras_transfer.plots import plot_search_results
-        from keras_transfer.weights.cache import atomic_write_bytes
+        from keras_transfer.evaluation.plots import plot_search_results
+        from keras_transfer.utils.files import atomic_write_bytes
 
         output_dir = Path(output_dir)
         columns = list(dict.fromkeys(k for row in self.rows for k in row))
@@ -269,7 +269,7 @@ def tune_image_classifier(base=None, space=None, *, early_stopping: int | None =
     (``result.best_model``) is the best trial's trained model.
 
     Example (minutes on 2 CPU cores; offline with the `assets` extra):
-    >>> from keras_transfer.jobs import ImageJobConfig
+    >>> from keras_transfer.commands.image_job import ImageJobConfig
     >>> result = tune_image_classifier(ImageJobConfig(dataset="elpv"),  # doctest: +SKIP
     ...                                max_minutes=10, output_dir="tuning/elpv")
     >>> print(result.table())  # doctest: +SKIP

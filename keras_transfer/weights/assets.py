@@ -21,7 +21,8 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from keras_transfer.errors import MissingDependencyError, WeightsUnavailableError, require
-from keras_transfer.weights.cache import atomic_directory, cache_dir
+from keras_transfer.utils.files import atomic_directory
+from keras_transfer.weights.cache import cache_dir
 
 if TYPE_CHECKING:  # keras_hub is heavy; import it only where it is used.
     import keras_hub

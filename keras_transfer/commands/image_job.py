@@ -329,7 +329,7 @@ def _run(config: ImageJobConfig, schedule: Schedule, strategy, batch_size: int,
             "class_names": data.class_names,
             "data": {"sizes": data.sizes, "skipped": len(data.report.skipped),
                      "image_size": list(data.image_size)},
-            "test": report,  # keras_transfer.evaluate.REPORT_SCHEMA, as `keras-transfer evaluate`
+            "test": report,  # keras_transfer.evaluation.classification.REPORT_SCHEMA, as `keras-transfer evaluate`
             "test_tta": tta_report,
             "validation": validation_report,
             "test_frozen_features": frozen_report,
@@ -461,7 +461,7 @@ class _Job:
     def train(self, model, data):
         """(history, decisions, symmetries, frozen-features test report)."""
         from keras_transfer import distribute
-        from keras_transfer.evaluate import evaluate_classifier
+        from keras_transfer.evaluation.classification import evaluate_classifier
 
         test = data.test if data.test is not None else data.validation
         frozen: dict = {}
@@ -521,7 +521,7 @@ class _Job:
 
 
 def _evaluate(model, data, test, config: ImageJobConfig, symmetries):
-    from keras_transfer.evaluate import evaluate_classifier, evaluate_details
+    from keras_transfer.evaluation.classification import evaluate_classifier, evaluate_details
 
     name = f"{Path(config.dataset).name} test"
     evaluation = evaluate_details(model, test, class_names=data.class_names, name=name)
@@ -581,8 +581,8 @@ def _repeatable_config(config: ImageJobConfig, decisions: dict) -> dict:
 
 
 def _write_outputs(output_dir: Path, evaluation, report: dict, config: dict, history) -> None:
-    from keras_transfer.plots import plot_learning_curves
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.evaluation.plots import plot_learning_curves
+    from keras_transfer.utils.files import atomic_write_bytes
 
     write_json = lambda name, obj: atomic_write_bytes(  # noqa: E731
         output_dir / name, json.dumps(obj, indent=2, default=str).encode())

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from keras_transfer.weights.cache import atomic_write_bytes
+from keras_transfer.utils.files import atomic_write_bytes
 
 
 def _figure():
@@ -97,7 +97,7 @@ def plot_reliability_diagram(calibration: Mapping, path: str | Path,
 
     Example:
     >>> import tempfile, pathlib
-    >>> from keras_transfer.evaluate import calibration
+    >>> from keras_transfer.evaluation.classification import calibration
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "reliability.png"
     >>> plot_reliability_diagram(calibration([0.2, 0.9, 0.7], [0, 1, 0], 5), p).exists()
     True

@@ -1,6 +1,6 @@
 """Report numbers from labels and model outputs: NumPy only, no model needed.
 
-The dicts built here are the reports of `keras_transfer.evaluate` (schema `REPORT_SCHEMA`):
+The dicts built here are the reports of `keras_transfer.evaluation.classification` (schema `REPORT_SCHEMA`):
 `classification_report` (single-label), `multilabel_report` and `regression_report`, plus the
 pieces they share (calibration, top-k accuracy, ROC AUC, F1-tuned thresholds).
 """

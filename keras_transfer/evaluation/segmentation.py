@@ -213,7 +213,7 @@ def save_overlays(
     >>> save_overlays(p, np.zeros((1, 8, 8, 3)), np.ones((1, 8, 8), int)).exists()
     True
     """
-    from keras_transfer.plots import _figure, _save
+    from keras_transfer.evaluation.plots import _figure, _save
 
     plt = _figure()
     images = np.asarray(images)[:max_images]

@@ -114,9 +114,9 @@ def run_lr_find(config: LRFindConfig | None = None, **overrides: Any) -> dict:
     >>> result["suggestion"]  # doctest: +SKIP
     """
     from keras_transfer.heads import build_image_classifier
-    from keras_transfer.jobs import ImageJobConfig, load_image_data
+    from keras_transfer.commands.image_job import ImageJobConfig, load_image_data
     from keras_transfer.recipes import find_learning_rate
-    from keras_transfer.weights.cache import atomic_write_bytes
+    from keras_transfer.utils.files import atomic_write_bytes
 
     config = dataclasses.replace(config or LRFindConfig(), **overrides)
     config.check()

@@ -40,7 +40,7 @@ from keras_transfer.data.symmetry import (
 from keras_transfer.errors import BadInputError
 
 # The report numbers live in `report_metrics`; they are re-exported so that one import serves.
-from keras_transfer.report_metrics import (  # noqa: F401
+from keras_transfer.evaluation.metrics import (  # noqa: F401
     REPORT_SCHEMA,
     TASKS,
     as_probabilities,
@@ -134,8 +134,8 @@ class Evaluation:
     def write(self, output_dir: str | Path, report_name: str | None = "evaluation.json") -> dict:
         """Writes the PNGs (and the JSON report unless `report_name` is None) atomically into
         `output_dir`; returns ``{file name: path}`` (also stored in ``report["files"]``)."""
-        from keras_transfer import plots
-        from keras_transfer.weights.cache import atomic_write_bytes
+        from keras_transfer.evaluation import plots
+        from keras_transfer.utils.files import atomic_write_bytes
 
         output_dir = Path(output_dir)
         report, files = self.report, {}

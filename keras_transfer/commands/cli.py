@@ -141,7 +141,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _lr_find(args: argparse.Namespace) -> int:
-    from keras_transfer.lr_find_job import LRFindConfig, run_lr_find
+    from keras_transfer.commands.lr_find_job import LRFindConfig, run_lr_find
 
     run_lr_find(LRFindConfig(**_settings(LRFindConfig, args)))  # checks first
     return 0
@@ -149,7 +149,7 @@ def _lr_find(args: argparse.Namespace) -> int:
 
 def _image_config(args: argparse.Namespace, *, fits_backbone: bool = True, **defaults):
     """A checked `ImageJobConfig` from a settings file, then flags given on the command line."""
-    from keras_transfer.jobs import ImageJobConfig
+    from keras_transfer.commands.image_job import ImageJobConfig
 
     config = ImageJobConfig(**_settings(ImageJobConfig, args, defaults))
     config.validate(fits_backbone=fits_backbone)  # before any data is read
