@@ -465,7 +465,7 @@ def test_multi_worker_fit_writes_from_the_chief_and_resumes_after_a_kill(tmp_pat
     assert len(chief["loss"]) == 1 + 1  # the head stage, then the remaining epoch
 
     # Only the chief wrote the run's outputs; the backup was removed when training finished.
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.keras", "export", "tensorboard"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.weights.h5", "export", "tensorboard"]
     assert _event_file_pids(run_dir) <= {first[0].pid, chief["pid"]}
     assert chief["pid"] in _event_file_pids(run_dir)
     assert Path(chief["export_dir"]) == run_dir / "export"

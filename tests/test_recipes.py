@@ -96,7 +96,7 @@ def test_fine_tune_trains_only_the_unfrozen_blocks(tmp_path):
     assert not moved & frozen
     assert moved & unfrozen
     assert model.get_layer("predictions").kernel.path in moved
-    assert (tmp_path / "run" / "best.keras").exists()
+    assert (tmp_path / "run" / "best.weights.h5").exists()
     assert (tmp_path / "run" / "tensorboard").is_dir()
 
 

@@ -324,3 +324,18 @@ def test_minilm_fine_tunes_a_few_steps_and_loss_falls():
     model.compile(model.optimizer, "sparse_categorical_crossentropy", run_eagerly=True)
     losses = [model.train_on_batch(texts, labels, return_dict=True)["loss"] for _ in range(3)]
     assert losses[-1] < losses[0], losses
+
+
+def test_causal_lm_loss_is_the_mean_over_real_tokens(presets):
+    """Padding (weight 0) must not dilute the loss: exp(val_loss) is the per-token perplexity."""
+    lm = ktt.build_causal_lm(presets["gpt2"], sequence_length=16)  # the task's compile defaults
+    x, y, weights = lm.preprocessor(["the cat", "the dog is big and the cat is small ."])
+    y, weights = np.asarray(y), np.asarray(weights, dtype="float64")
+    assert 0 < float(np.mean(weights)) < 1  # the short text is mostly padding
+    logits = keras.ops.convert_to_numpy(lm(x)).astype("float64")
+    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(
+        -1, keepdims=True)) - logits.max(-1, keepdims=True)
+    token_losses = -np.take_along_axis(log_probs, y[..., None], -1)[..., 0]
+    expected = (token_losses * weights).sum() / np.sum(weights)
+    loss = lm.compute_loss(x, y, lm(x), sample_weight=weights)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-4)

@@ -22,7 +22,7 @@ def default_callbacks(
 ) -> list[keras.callbacks.Callback]:
     """TensorBoard logs, best-model checkpoint, early stopping, BackupAndRestore, TerminateOnNaN.
 
-    Everything is written under `run_dir` (``tensorboard/``, ``best.keras``, ``backup/``);
+    Everything is written under `run_dir` (``tensorboard/``, ``best.weights.h5`` (the best epoch's weights; no optimizer state, a third of a full save), ``backup/``);
     with `run_dir=None` only the in-memory callbacks are returned. The backup
     (`AtomicBackupAndRestore`) makes a killed run resume from its last completed epoch when
     started again with the same `run_dir`, the same model and the same `settings` (what the
@@ -46,8 +46,11 @@ def default_callbacks(
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(own_dir / "tensorboard")))
         if checkpoint:
+            # Weights only: the optimizer's slots would triple it (272 MB for MiniLM-L6), and
+            # the resumable state is the backup's; the model itself is the export's.
             callbacks.append(keras.callbacks.ModelCheckpoint(
-                str(own_dir / "best.keras"), monitor=monitor, save_best_only=True))
+                str(own_dir / "best.weights.h5"), monitor=monitor, save_best_only=True,
+                save_weights_only=True))
         if backup:
             callbacks.append(WorkerBackupAndRestore(run_dir / "backup", strategy,
                                                     settings=settings))

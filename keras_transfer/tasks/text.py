@@ -41,7 +41,11 @@ def _span_loss(model: keras.Model):
 
 
 def _lm_loss() -> keras.losses.Loss:
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    # The preprocessor weights padding 0: average over the real tokens only, so loss and
+    # val_loss are per-token cross-entropies (exp(val_loss) is the perplexity), not diluted by
+    # however much padding a batch has.
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                      reduction="mean_with_sample_weight")
 
 
 def _build_classifier(*args, **kwargs):
