@@ -113,6 +113,34 @@ def test_image_tasks_draw_a_png_per_image(task, exports, tmp_path):
     assert [row["input"] for row in rows] == [str(p) for p in paths]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_masks_and_boxes_come_back_at_the_images_own_size(task, exports, tmp_path):
+    from keras_transfer.tasks.geometry import Resize
+
+    folder, images = exports(task)
+    model_size = np.asarray(images[0]).shape[:2]
+    own_size = (model_size[0] * 2, model_size[1] * 3)  # another size and aspect
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.asarray(images[0], np.uint8)).resize(own_size[::-1]).save(path)
+    # Detections at any score, so that there are boxes to map.
+    options = {"score_threshold": 0.0} if task == "detection" else {}
+    result = kt.predict(folder, [str(path)], output_dir=tmp_path / "out", **options)[0]
+    in_model = kt.predict(folder, [str(path)], in_model_pixels=True, **options)[0]
+    resize = Resize.of(own_size, model_size, "stretch")
+    drawing = next((tmp_path / "out").glob("wide_*.png"))
+    assert Image.open(drawing).size[::-1] == own_size or task == "detection"
+    if task == "segmentation":
+        assert result.shape == own_size and in_model.shape == tuple(model_size)
+        np.testing.assert_array_equal(result, resize.mask_to_original(in_model))
+    else:
+        assert len(result["boxes"]) > 0
+        np.testing.assert_allclose(result["boxes"], resize.boxes_to_original(in_model["boxes"]),
+                                   atol=1e-3)
+        assert (result["boxes"][:, 2] <= own_size[1]).all()
+        assert (result["boxes"][:, 3] <= own_size[0]).all()
+
+
 def cli_arguments(task: str, verify, tmp_path: Path) -> list[str]:
     if task in ("image_classification", "segmentation", "detection"):
         paths = []

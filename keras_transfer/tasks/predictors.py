@@ -6,10 +6,12 @@ returns what its task means; with ``output_dir`` it also writes ``predictions.js
 PNG per image where a picture says more: a segmentation overlay, the drawn detections).
 
 - image classification: top-k ``(label, score)`` per image (`classify_images`);
-- segmentation: a class-id mask ``(H, W)`` per image at the model's input size
-  (`segment_images`);
-- detection: ``{"boxes", "scores", "classes", "labels"}`` per image, boxes ``xyxy`` in pixels
-  of the model's input (`detect_images`).
+- segmentation: a class-id mask ``(H, W)`` per image at the image's own size (`segment_images`);
+- detection: ``{"boxes", "scores", "classes", "labels"}`` per image, boxes ``xyxy`` in the
+  image's own pixels (`detect_images`).
+
+Masks and boxes are mapped back from the model's input through the resize the image went
+through (`tasks.geometry.Resize`); ``in_model_pixels=True`` keeps them at the model's size.
 """
 
 from __future__ import annotations
@@ -118,12 +120,13 @@ def classify_images(artifact: Any, inputs: Any, *, top_k: int = 3,
 
 def segment_images(artifact: Any, inputs: Any, *, labels: Sequence[str] | None = None,
                    output_dir: str | os.PathLike | None = None, threads: int | None = None,
-                   alpha: float = 0.5) -> list[np.ndarray]:
-    """A class-id mask ``(H, W)`` (int32, the model's input size) per image.
+                   alpha: float = 0.5, in_model_pixels: bool = False) -> list[np.ndarray]:
+    """A class-id mask ``(H, W)`` (int32) per image, at the image's own size (nearest class
+    through the resize it went through), or the model's input size with `in_model_pixels`.
 
-    With `output_dir`: ``<name>_mask.png`` per image (the class colours over the image as the
-    model saw it, background left clear) and ``predictions.json`` (per image: each class's
-    share of the pixels, and the PNG's name).
+    With `output_dir`: ``<name>_mask.png`` per image (the class colours over the image,
+    background left clear) and ``predictions.json`` (per image: each class's share of the
+    pixels, and the PNG's name).
 
     Example:
     >>> # masks = segment_images("exports/shapes", ["street.jpg"]); masks[0].shape  ->  (64, 64)
@@ -139,14 +142,25 @@ def segment_images(artifact: Any, inputs: Any, *, labels: Sequence[str] | None =
         raise BadInputError(f"{loaded.path}: outputs {probabilities.shape[1:]}, not a per-pixel "
                             "class map (is it a segmenter?).")
     masks = [mask.astype(np.int32) for mask in probabilities.argmax(-1)]
+    images = list(batch)
+    if not in_model_pixels:
+        from keras_transfer.tasks.geometry import Resize, source_images, source_sizes
+
+        resizes = [Resize.of(size, batch.shape[1:3], loaded.resize_mode)
+                   for size in source_sizes(inputs)]
+        if output_dir is not None:
+            images = source_images(inputs)
+            drawn = [r.mask_to_original(m, i.shape[:2]) for r, m, i in zip(resizes, masks, images)]
+        masks = [resize.mask_to_original(mask) for resize, mask in zip(resizes, masks)]
     if output_dir is not None:
         names = list(labels or loaded.labels or range(probabilities.shape[-1]))
-        _write_masks(output_dir, input_names(inputs), batch, masks, [str(n) for n in names],
-                     alpha)
+        _write_masks(output_dir, input_names(inputs), images,
+                     masks if in_model_pixels else drawn, [str(n) for n in names], alpha)
     return masks
 
 
-def _write_masks(output_dir, names: list[str], batch: np.ndarray, masks: list[np.ndarray],
+def _write_masks(output_dir, names: list[str], batch: Sequence[np.ndarray],
+                 masks: list[np.ndarray],
                  labels: list[str], alpha: float) -> None:
     from keras_transfer.explain.overlay import png_bytes
     from keras_transfer.evaluation.segmentation import overlay
@@ -184,9 +198,11 @@ def _decoder_and_nms(metadata: dict[str, Any], model: Any):
 def detect_images(artifact: Any, inputs: Any, *, labels: Sequence[str] | None = None,
                   iou_threshold: float | None = None, score_threshold: float | None = None,
                   max_detections: int | None = None, output_dir: str | os.PathLike | None = None,
-                  threads: int | None = None) -> list[dict[str, Any]]:
-    """Detections per image: ``boxes`` ``(k, 4)`` ``xyxy`` pixels of the model's input,
-    ``scores``, ``classes`` and their ``labels``, best first.
+                  threads: int | None = None, in_model_pixels: bool = False
+                  ) -> list[dict[str, Any]]:
+    """Detections per image: ``boxes`` ``(k, 4)`` ``xyxy`` in the image's own pixels (or the
+    model's input with `in_model_pixels`), ``scores``, ``classes`` and their ``labels``, best
+    first.
 
     An exported graph's own NMS is used when the thresholds are those it was exported with;
     other thresholds (or a ``.keras`` file) decode its raw outputs on the host, with the same
@@ -216,12 +232,20 @@ def detect_images(artifact: Any, inputs: Any, *, labels: Sequence[str] | None = 
     for detection in detections:
         detection["labels"] = [names[c] if names and c < len(names) else str(int(c))
                                for c in detection["classes"]]
+    images = list(batch)
+    if not in_model_pixels:
+        from keras_transfer.tasks.geometry import Resize, source_images, source_sizes
+
+        for detection, size in zip(detections, source_sizes(inputs)):
+            resize = Resize.of(size, batch.shape[1:3], "stretch")  # as to_image_batch resized
+            detection["boxes"] = resize.boxes_to_original(detection["boxes"]).astype(np.float32)
+        images = source_images(inputs) if output_dir is not None else images
     if output_dir is not None:
-        _write_detections(output_dir, input_names(inputs), batch, detections, names)
+        _write_detections(output_dir, input_names(inputs), images, detections, names)
     return detections
 
 
-def _write_detections(output_dir, names: list[str], batch: np.ndarray,
+def _write_detections(output_dir, names: list[str], batch: Sequence[np.ndarray],
                       detections: list[dict[str, Any]], labels: list[str] | None) -> None:
     from keras_transfer.detection.plots import plot_detections
 
