@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from keras_transfer.commands.cli import main
-from keras_transfer.commands import synthetic
+from keras_transfer.testing import synthetic
 from keras_transfer.commands.task_config import TaskJobConfig, resolved
 from keras_transfer.commands.task_data import choose_task, identify_data
 from keras_transfer.commands.task_loaders import corpus_texts, read_detection

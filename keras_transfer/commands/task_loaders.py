@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_transfer.commands import synthetic
+from keras_transfer.testing import synthetic
 from keras_transfer.commands.task_config import TaskJobConfig
 from keras_transfer.commands.task_data import SYNTHETIC, TWEETS, TaskData, coco_file, tweets_csv
 from keras_transfer.errors import BadInputError
