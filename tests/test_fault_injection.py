@@ -145,3 +145,23 @@ def test_a_second_process_on_the_same_output_is_refused(image_folder, tmp_path):
     log, _ = first.communicate(timeout=600)
     assert first.returncode == 0, log
     _assert_complete(output)
+
+
+def test_a_killed_task_job_resumes_too(tmp_path):
+    """The generic job of the other tasks (here segmentation) resumes like the image job."""
+    output = tmp_path / "seg"
+    args = ["train", "--task", "segmentation", "--dataset", "synthetic", "--backbone",
+            "mobilenet_v2", "--weights", "none", "--image-size", "64", "--head-epochs", "0",
+            "--epochs", str(EPOCHS), "--batch-size", "8", "--num-examples", "32", "--formats",
+            "keras", "--output-dir", str(output)]
+    status, log = _run(args, tmp_path, "mid_epoch")
+    assert status == -signal.SIGKILL, log
+    assert not output.exists()
+
+    status, log = _run(args, tmp_path)
+    assert status == 0, log
+    assert "resuming from the backup of epoch 2" in log
+    report = json.loads((output / "report.json").read_text())
+    assert report["task"] == "segmentation"
+    assert len(report["history"]["fine_tune"]["loss"]) == EPOCHS - 2
+    assert not any((tmp_path / "runs").glob("*/backup/*")), "the finished run left its backup"
