@@ -19,7 +19,7 @@ from keras_transfer.testing import synthetic
 from keras_transfer.commands.task_config import TaskJobConfig, resolved
 from keras_transfer.commands.task_data import choose_task, identify_data
 from keras_transfer.commands.task_loaders import corpus_texts, read_detection
-from keras_transfer.commands.task_metrics import answer_f1, normalize_answer
+from keras_transfer.evaluation.tasks import answer_f1, normalize_answer
 from keras_transfer.errors import BadInputError
 
 TASKS = ("image_classification", "text_classification", "question_answering", "causal_lm",

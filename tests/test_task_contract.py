@@ -133,3 +133,22 @@ def test_every_task_keras_file_loads_with_safe_mode_in_a_fresh_interpreter(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == {task: kt.get_task(task).alias for task in TASKS}
+
+
+def test_every_task_owns_its_evaluation_and_headline():
+    """Evaluation is part of the contract: `evaluate_split`, `summary` and `headline` ask the
+    task, so a task registered tomorrow needs no branch anywhere."""
+    from keras_transfer.evaluation.tasks import headline, summary
+
+    for name in kt.list_tasks():
+        task = kt.get_task(name)
+        assert callable(task.evaluate) and task.headline, name
+        report = {"task": name, "split": "test", "num_examples": 3,
+                  **{metric.key: 0.5 for metric in task.headline}}
+        line = summary(report)
+        assert line.startswith(f"3 test {task.examples}: ") and all(
+            metric.words in line for metric in task.headline), line
+        assert headline(report) == {metric.key: 0.5 for metric in task.headline}
+    multi = {"task": "text_classification", "split": "val", "num_examples": 2, "accuracy": 1.0,
+             "macro_f1": 1.0, "metric_words": {"accuracy": "exact-match accuracy"}}
+    assert summary(multi) == "2 val texts: exact-match accuracy 100.00%, macro F1 1.0000"

@@ -174,7 +174,7 @@ def evaluate_task_model(args: argparse.Namespace, task: str) -> int:
 
     from keras_transfer.commands.task_config import TaskJobConfig, resolved
     from keras_transfer.commands.task_loaders import load_task_data
-    from keras_transfer.commands.task_metrics import evaluate_split, summary
+    from keras_transfer.evaluation.tasks import evaluate_split, summary
     from keras_transfer.export.integrity import check_artifact
 
     path = Path(args.model)

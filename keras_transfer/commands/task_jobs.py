@@ -57,7 +57,7 @@ def run_task(config: TaskJobConfig | None = None, **overrides: Any) -> dict:
 
 
 def _run(config: TaskJobConfig, output_dir: Path) -> dict:
-    from keras_transfer.commands.task_metrics import evaluate_split, summary
+    from keras_transfer.evaluation.tasks import evaluate_split, summary
     from keras_transfer.recipes import fine_tune
 
     run_dir = run_dir_for(output_dir)
@@ -190,7 +190,7 @@ def export_model(model: keras.Model, output_dir: Path, config: TaskJobConfig, da
     Example:
     >>> # export_model(model, Path("saved_models/shapes_segmentation"), config, data, test)
     """
-    from keras_transfer.commands.task_metrics import headline
+    from keras_transfer.evaluation.tasks import headline
     from keras_transfer.tasks.api import export
 
     options: dict[str, Any] = {}

@@ -13,6 +13,7 @@ Example:
 """
 
 from keras_transfer.tasks.base import (
+    Metric,
     Task,
     TaskModel,
     get_task,
@@ -30,5 +31,5 @@ from keras_transfer.tasks import text as _text  # noqa: F401, E402
 from keras_transfer.tasks import segmentation as _segmentation  # noqa: F401, E402
 from keras_transfer.tasks import detection as _detection  # noqa: F401, E402
 
-__all__ = ["Task", "TaskModel", "get_task", "list_tasks", "register_class_rule",
+__all__ = ["Metric", "Task", "TaskModel", "get_task", "list_tasks", "register_class_rule",
            "register_task", "tag", "task_config_of", "task_name_of", "task_of"]

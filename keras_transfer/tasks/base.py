@@ -77,6 +77,41 @@ def tag(model: keras.Model, task: str, **task_config: Any) -> TaskModel:
 
 
 @dataclasses.dataclass(frozen=True)
+class Metric:
+    """A headline number of a task's evaluation report: its key, how it is said, its format.
+
+    Example:
+    >>> metric = Metric("mean_iou", "mean IoU")
+    >>> f"{metric.words} {metric.fmt.format(0.61234)}"
+    'mean IoU 0.6123'
+    """
+
+    key: str
+    words: str
+    fmt: str = "{:.4f}"
+
+
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """`module.name`, imported at its first call (registering a task imports nothing heavy).
+
+    Example:
+    >>> lazy("math", "sqrt")(9.0)
+    3.0
+    """
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+# What a task's examples are called in its one-line summary, by its `inputs`.
+_EXAMPLES = {"images": "images", "texts": "texts", "question_context": "questions"}
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """One task: its builder, compile defaults and adapters (the registry's entries are data).
 
@@ -99,6 +134,9 @@ class Task:
         export: ``export(model, directory, **options)`` → the metadata dict.
         predict: ``predict(artifact, inputs, **options)`` → what the task means (labels,
             masks, boxes, answers, text).
+        evaluate: ``evaluate(model, data, split)`` → the task's report on one split of the
+            job's data (`evaluation.tasks`).
+        headline: the report's `Metric`\ s a one-line summary says, in order.
     """
 
     name: str
@@ -114,6 +152,13 @@ class Task:
     separate_head: bool = True
     export: Callable[..., dict] | None = None
     predict: Callable[..., Any] | None = None
+    evaluate: Callable[..., dict] | None = None
+    headline: tuple[Metric, ...] = ()
+
+    @property
+    def examples(self) -> str:
+        """What one input is called in a summary: ``images``, ``texts`` or ``questions``."""
+        return _EXAMPLES.get(self.inputs, "examples")
 
     def compile_model(self, model: keras.Model, learning_rate: Any = None, *,
                       weight_decay: float | None = None, loss: Any = None) -> keras.Model:

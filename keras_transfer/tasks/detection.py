@@ -7,7 +7,7 @@ from typing import Any
 import keras
 
 from keras_transfer.errors import BadInputError
-from keras_transfer.tasks.base import Task, register_class_rule, register_task
+from keras_transfer.tasks.base import Metric, Task, lazy, register_class_rule, register_task
 
 
 def _optimizer(model: keras.Model, learning_rate: Any, weight_decay: float | None = None):
@@ -72,6 +72,8 @@ DETECTION = register_task(Task(
     # int8: integer convolutions; the decoding and the NMS inside the graph stay float32.
     quantizations=("float32", "float16", "dynamic", "int8"),
     export=_export, predict=_predict,
+    evaluate=lazy("keras_transfer.evaluation.tasks", "evaluate_detector"),
+    headline=(Metric("map", "mAP@0.5:0.95"), Metric("map50", "mAP@0.5")),
 ))
 
 register_class_rule(_is_yolov8, "detection")  # keras-cv's class; ours carry task_name

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_transfer.tasks.base import Task, register_task, task_config_of
+from keras_transfer.tasks.base import Metric, Task, lazy, register_task, task_config_of
 
 # head: (output activation, default loss, default metrics)
 HEADS = {
@@ -80,4 +80,6 @@ IMAGE_CLASSIFICATION = register_task(Task(
     head_loss=head_loss, default_learning_rate=1e-3,
     quantizations=("float32", "float16", "dynamic", "int8"),
     export=_export, predict=_predict,
+    evaluate=lazy("keras_transfer.evaluation.tasks", "evaluate_image_classifier"),
+    headline=(Metric("accuracy", "accuracy", "{:.2%}"), Metric("macro_f1", "macro F1")),
 ))

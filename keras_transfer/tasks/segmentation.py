@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_transfer.tasks.base import Task, register_task, task_config_of
+from keras_transfer.tasks.base import Metric, Task, lazy, register_task, task_config_of
 from keras_transfer.tasks.image import _export as export_images
 from keras_transfer.tasks.image import adam
 
@@ -46,4 +46,6 @@ SEGMENTATION = register_task(Task(
     head_loss=None, default_learning_rate=1e-3,
     quantizations=("float32", "float16", "dynamic", "int8"),
     export=export_images, predict=_predict,  # the image export verifies masks too
+    evaluate=lazy("keras_transfer.evaluation.tasks", "evaluate_segmentation"),
+    headline=(Metric("mean_iou", "mean IoU"), Metric("pixel_accuracy", "pixel accuracy", "{:.2%}")),
 ))

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_transfer.tasks.base import Task, register_class_rule, register_task
+from keras_transfer.tasks.base import Metric, Task, lazy, register_class_rule, register_task
 from keras_transfer.tasks.image import head_loss as classifier_loss
 
 
@@ -128,7 +128,8 @@ TEXT_CLASSIFICATION = register_task(Task(
     head_loss=classifier_loss, default_learning_rate=5e-5,
     # int8 calibrates with the attention masks left out of the ranges (export.calibration).
     quantizations=("float32", "float16", "dynamic", "int8"), export=_export_text,
-    predict=_predict_texts,
+    predict=_predict_texts, evaluate=lazy("keras_transfer.evaluation.tasks", "evaluate_text_classifier"),
+    headline=(Metric("accuracy", "accuracy", "{:.2%}"), Metric("macro_f1", "macro F1")),
 ))
 
 QUESTION_ANSWERING = register_task(Task(
@@ -137,7 +138,8 @@ QUESTION_ANSWERING = register_task(Task(
     inputs="question_context", build=_build_qa, optimizer=text_adamw,
     compile=_compile_with(_span_loss, None), head_loss=None, default_learning_rate=5e-5,
     quantizations=("float32", "float16", "dynamic", "int8"), export=_export_text,
-    predict=_predict_answers,
+    predict=_predict_answers, evaluate=lazy("keras_transfer.evaluation.tasks", "evaluate_question_answerer"),
+    headline=(Metric("exact_match", "exact match", "{:.2%}"), Metric("f1", "F1", "{:.2%}")),
 ))
 
 CAUSAL_LM = register_task(Task(
@@ -149,7 +151,9 @@ CAUSAL_LM = register_task(Task(
     head_loss=None, default_learning_rate=5e-5, separate_head=False,
     # The token → logits graph (generation loops over it); tokenizer/ beside it.
     quantizations=("float32", "float16", "dynamic", "int8"), export=_export_lm,
-    predict=_predict_lm,
+    predict=_predict_lm, evaluate=lazy("keras_transfer.evaluation.tasks", "evaluate_causal_lm"),
+    headline=(Metric("perplexity", "perplexity", "{:.2f}"),
+              Metric("token_accuracy", "token accuracy", "{:.2%}")),
 ))
 
 register_class_rule(is_causal_lm, "causal_lm")

@@ -167,14 +167,15 @@ def answer_questions(artifact: Any, inputs: Any, *, max_answer_tokens: int = 30,
 def _answer_with(runner, questions: list[str], contexts: list[str],
                  max_answer_tokens: int) -> list[dict[str, Any]]:
     """`qa.answer_questions` for a SavedModel or TFLite file: the same packing, alignment of
-    tokens to characters (`qa._layout`, on the export's tokenizer) and span search."""
+    tokens to characters (`context_layouts`, on the export's tokenizer) and span search."""
     from keras_transfer.text import qa
+    from keras_transfer.text.alignment import context_layouts
     from keras_transfer.text.export import load_preprocessor
     from keras_transfer.text.layers import TextPreprocessing
 
     preprocessor = load_preprocessor(tokenizer_folder(runner.path))
     holder = types.SimpleNamespace(layers=[TextPreprocessing(preprocessor)], name="export")
-    layouts, tokens = qa._layout(holder, questions, contexts)
+    layouts, tokens = context_layouts(holder, questions, contexts)
     if runner.kind == "tflite":
         feeds = {name: np.asarray(tokens[name]).astype("int32") for name in runner.input_names}
     else:
