@@ -132,6 +132,12 @@ def test_bad_input_is_one_line_before_anything_is_read(argv, message, example_da
 
 def test_a_config_file_may_name_the_task(workdir, capsys):
     config = workdir / "run.yaml"
+    # `tune` reads the task key too (an image job's config.json names it).
+    config.write_text("task: image\ndataset: elpv\nimage_sise: 64\n")
+    assert main(["tune", "--config", str(config)]) == 2
+    error = one_error_line(capsys, "tune")
+    assert "unknown setting(s) ['image_sise'] (did you mean 'image_size'?)" in error
+    assert "'task'" not in error
     config.write_text("task: lm\ndataset: synthetic\nimage_size: 64\n")
     assert main(["train", "--config", str(config)]) == 2
     assert "image_size applies to segmentation and detection, not causal_lm" in \

@@ -71,18 +71,26 @@ def evaluate_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def tune_image(args: argparse.Namespace) -> int:
+def tune_image(args: argparse.Namespace, file_settings: dict | None = None) -> int:
     """Searches an image classifier's training settings with KerasTuner.
+
+    `file_settings`: the ``--config`` file's settings, its ``task`` key already taken out
+    (`task_cli.tune` reads the file once and checks the task); None reads ``args.config``.
 
     Example:
     >>> # tune_image(build_parser().parse_args(["tune", "--dataset", "photos/"]))
     """
-    from keras_transfer.commands.cli import _image_config, _load_config
+    from keras_transfer.commands.cli import _load_config
+    from keras_transfer.commands.image_job import ImageJobConfig
+    from keras_transfer.commands.task_cli import merge_settings
     from keras_transfer.tuning import SearchSpace, tune_image_classifier
 
-    config_path = getattr(args, "config", None)
-    args.config = config_path
-    base = _image_config(args)
+    args.config = getattr(args, "config", None)
+    if file_settings is None:
+        file_settings = _load_config(args.config) if args.config else {}
+        file_settings.pop("task", None)
+    base = ImageJobConfig(**merge_settings(ImageJobConfig, args, file_settings))
+    base.validate()  # before any data is read
     space = {}
     if getattr(args, "space", None):
         space = _load_config(args.space)

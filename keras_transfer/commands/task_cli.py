@@ -244,4 +244,4 @@ def tune(args: argparse.Namespace) -> int:
             f"runs of keras-transfer train --task {task.alias} with --learning-rate, "
             "--fine-tune-learning-rate, --epochs and --unfreeze-blocks on their keras-transfer "
             "evaluate reports.")
-    return tune_image(args)
+    return tune_image(args, file_settings)
