@@ -53,10 +53,12 @@ def test_config_file_is_read_and_checked(tmp_path, capsys):
     assert "bogus" in capsys.readouterr().err
 
 
-def test_bad_dataset_is_a_one_line_error(tmp_path, capsys):
+def test_bad_dataset_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["train", "--dataset", str(tmp_path / "missing"), "--weights", "none"]) == 2
     err = capsys.readouterr().err
     assert "missing" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run folder, no lock, no output
 
 
 def test_describe_and_list_backbones(capsys):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_transfer.text.alignment import context_layouts
 from keras_transfer import text as ktt
 from keras_transfer.errors import BadInputError
 
@@ -66,7 +67,7 @@ def test_labels_point_at_the_answer_tokens_and_decode_back(family, presets):
         return out
 
     probs = {"start": one_hot(starts), "end": one_hot(ends)}
-    layouts, _ = ktt.qa._layout(qa, questions, contexts)
+    layouts, _ = context_layouts(qa, questions, contexts)
     for k, (offset, kept, spans) in enumerate(layouts):
         i, j, _ = ktt.qa.best_span(probs["start"][k], probs["end"][k], offset, kept, 30)
         assert contexts[k][spans[i - offset][0]:spans[j - offset][1]] == examples[k]["answer"]

@@ -9,14 +9,18 @@ Not every block can train something: a block whose output the model never reads 
 under a CLS-pooling head) or whose only weights are BatchNorm's (frozen while fine-tuning) or
 which has none. `unfreeze(last=k)` counts the others, the *effective* blocks; `describe` notes
 why a block is not one; `freeze(up_to=...)` and `set_trainable` accept every block name.
+
+This module finds the blocks; `keras_transfer.backbones.freezing` sets what trains and
+`keras_transfer.backbones.summary` prints them (`describe`). Their names import from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 import re
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -26,7 +30,6 @@ from keras_transfer.backbones.spec import BackboneSpec, BlockEnd
 from keras_transfer.compat.keras_internals import (
     call_nodes,
     created_trainable_variables,
-    lora_base_kernel,
     producer,
     producing_layer,
     producing_node,
@@ -44,8 +47,28 @@ UNUSED = "unused: the model never reads its output"
 BATCHNORM_ONLY = "BatchNorm only: trains only with train_batchnorm=True"
 NO_WEIGHTS = "no weights"
 
+# Names that moved to sibling modules and still import from here (`__getattr__` below: lazily,
+# since those modules import this one).
+_MOVED = {
+    **dict.fromkeys(("freeze", "unfreeze", "unfrozen_blocks", "set_trainable",
+                     "set_trainable_blocks"), "keras_transfer.backbones.freezing"),
+    **dict.fromkeys(("describe", "format_table"), "keras_transfer.backbones.summary"),
+}
 
-def _is_batchnorm(layer) -> bool:
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def is_batchnorm(layer) -> bool:
+    """True for a BatchNormalization layer, which block-wise freezing treats apart.
+
+    Example:
+    >>> is_batchnorm(keras.layers.BatchNormalization()), is_batchnorm(keras.layers.Dense(1))
+    (True, False)
+    """
     return isinstance(layer, keras.layers.BatchNormalization)
 
 
@@ -74,10 +97,10 @@ class Block:
     def weighted_layers(self) -> list:
         """The layers that unfreezing trains: those with trainable weights, BatchNorm aside."""
         return [layer for layer in self.layers
-                if not _is_batchnorm(layer) and created_trainable_variables(layer)]
+                if not is_batchnorm(layer) and created_trainable_variables(layer)]
 
     def batchnorm_layers(self) -> list:
-        return [layer for layer in self.layers if _is_batchnorm(layer)]
+        return [layer for layer in self.layers if is_batchnorm(layer)]
 
     @property
     def effective(self) -> bool:
@@ -294,245 +317,3 @@ def blocks_of(model: keras.Model) -> list[Block]:
         for block in blocks:
             block.reaches_outputs = any(id(layer) in reached for layer in block.layers)
     return blocks
-
-
-def _unknown_blocks_error(
-    what: str, unknown: Sequence[str], blocks: Sequence[Block]
-) -> BadInputError:
-    names = [block.name for block in blocks]
-    return BadInputError(f"Unknown block(s) {list(unknown)} in {what}; the blocks are {names}.")
-
-
-# --------------------------------------------------------------------------- freezing
-
-
-def _set_layer_trainable(layer, trainable: bool, train_batchnorm: bool) -> None:
-    layer.trainable = trainable
-    for sub in sublayers(layer, include_self=True):
-        if _is_batchnorm(sub):
-            # Frozen BatchNorm runs in inference mode in Keras 3: fine-tuning with batch statistics
-            # of small batches would wreck the pretrained moving averages.
-            sub.trainable = trainable and train_batchnorm
-        base = lora_base_kernel(sub)
-        if base is not None:
-            # A LoRA layer trains its adapters only; unfreezing its block must not train the base.
-            base.trainable = False
-
-
-def _apply(
-    model: keras.Model, wanted: Mapping[str, bool], train_batchnorm: bool, what: str
-) -> dict[str, bool]:
-    """Sets the blocks named in `wanted`; the others keep their state. Returns every block's."""
-    from keras_transfer.backbones.registry import locate_backbone
-
-    blocks = blocks_of(model)
-    unknown = [name for name in wanted if name not in {b.name for b in blocks}]
-    if unknown:
-        raise _unknown_blocks_error(what, unknown, blocks)
-    state = {b.name: bool(wanted.get(b.name, b.is_trainable())) for b in blocks}
-    # Containers must be trainable for any weight inside them to train; the setter recurses, so
-    # open the backbone first and then set each block's layers. Heads are never touched.
-    locate_backbone(model).model.trainable = True
-    for block in blocks:
-        for layer in block.layers:
-            _set_layer_trainable(layer, state[block.name], train_batchnorm)
-    return state
-
-
-def _from(blocks: Sequence[Block], start: int) -> dict[str, bool]:
-    """Blocks from `start` on train, earlier ones are frozen; blocks the model never reads stay
-    frozen (they would get no gradient)."""
-    return {b.name: i >= start and b.reaches_outputs for i, b in enumerate(blocks)}
-
-
-def _start_of_last(blocks: Sequence[Block], last: int | None, what: str) -> int:
-    """Where the last `last` effective blocks start (None: all of them)."""
-    effective = [i for i, block in enumerate(blocks) if block.effective]
-    if last is None:
-        return 0
-    if isinstance(last, bool) or not isinstance(last, (int, np.integer)) \
-            or not 0 <= last <= len(blocks):
-        others = [f"{b.name} ({b.note.split(':')[0]})" for b in blocks if not b.effective]
-        raise BadInputError(
-            f"{what}: expected 0 … {len(effective)}; the backbone has {len(blocks)} blocks, "
-            f"{len(effective)} of them effective (with trainable weights the model uses): "
-            f"{[blocks[i].name for i in effective]}"
-            + (f"; not counted: {', '.join(others)}." if others else "."))
-    if last == 0:
-        return len(blocks)
-    # `last` may go up to the number of named blocks (`len(blocks_of(model))`): all effective.
-    return effective[-last] if last <= len(effective) else 0
-
-
-def _opened_by_last(blocks: Sequence[Block], last: int | None) -> dict[str, bool]:
-    return _from(blocks, _start_of_last(blocks, last, f"unfreeze(last={last!r})"))
-
-
-def freeze(model: keras.Model, up_to: str | None = None, *, train_batchnorm: bool = False) -> None:
-    """Freezes the backbone's blocks from the stem up to and including `up_to`.
-
-    With `up_to=None` the whole backbone is frozen (feature extraction). Blocks after `up_to`
-    become trainable (like fastai's `freeze_to`), except blocks the model never reads. Heads are
-    never touched. Works on a backbone or any model that contains one (classifier, segmenter,
-    detector, text model). Recompile the model after changing what is trainable.
-
-    Example:
-    >>> from keras_transfer import build_image_classifier, freeze
-    >>> model = build_image_classifier("vgg16", num_classes=2, weights=None,
-    ...                                input_shape=(32, 32, 3))
-    >>> freeze(model, up_to="block4")
-    """
-    blocks = blocks_of(model)
-    names = [block.name for block in blocks]
-    if up_to is not None and up_to not in names:
-        raise _unknown_blocks_error(f"freeze(up_to={up_to!r})", [up_to], blocks)
-    _apply(model, _from(blocks, len(names) if up_to is None else names.index(up_to) + 1),
-           train_batchnorm, "freeze")
-
-
-def unfrozen_blocks(model: keras.Model, last: int | None = None) -> list[Block]:
-    """The blocks `unfreeze(model, last=last)` makes trainable, in order (for schedules that
-    must know beforehand which weights will train, e.g. to build an optimizer for them).
-
-    Example:
-    >>> from keras_transfer import build_image_classifier
-    >>> model = build_image_classifier("resnet50_v2", num_classes=2, weights=None,
-    ...                                input_shape=(32, 32, 3))
-    >>> [block.name for block in unfrozen_blocks(model, last=1)]  # 'top' is BatchNorm only
-    ['block4', 'top']
-    """
-    blocks = blocks_of(model)
-    wanted = _opened_by_last(blocks, last)
-    return [block for block in blocks if wanted[block.name]]
-
-
-def unfreeze(
-    model: keras.Model, last: int | None = None, *, train_batchnorm: bool = False
-) -> None:
-    """Makes the last `last` effective blocks of the backbone trainable, and those after them;
-    freezes the others.
-
-    Effective blocks hold trainable weights the model uses: a block whose output the model never
-    reads, or which holds only BatchNorm (kept frozen) or no weights, is not counted (`describe`
-    says why), so ``last=1`` always trains something. `last=None` unfreezes every block; any
-    `last` from the number of effective blocks up to ``len(blocks_of(model))`` does too.
-    BatchNormalization layers stay frozen (inference mode) unless `train_batchnorm=True`.
-    `unfrozen_blocks` tells which blocks this opens. Recompile the model afterwards.
-
-    Example:
-    >>> from keras_transfer import build_image_classifier, unfreeze
-    >>> model = build_image_classifier("vgg16", num_classes=3, weights=None,
-    ...                                input_shape=(32, 32, 3))
-    >>> unfreeze(model, last=2)
-    """
-    _apply(model, _opened_by_last(blocks_of(model), last), train_batchnorm, "unfreeze")
-
-
-def set_trainable(
-    model: keras.Model, blocks: Mapping[str, bool], *, train_batchnorm: bool = False
-) -> None:
-    """Sets chosen blocks trainable or frozen, any block by name; blocks not named keep their
-    state.
-
-    Example:
-    >>> from keras_transfer import build_image_classifier, set_trainable
-    >>> model = build_image_classifier("vgg16", num_classes=2, weights=None,
-    ...                                input_shape=(32, 32, 3))
-    >>> set_trainable(model, {"block5": True})
-    """
-    _apply(model, dict(blocks), train_batchnorm, "set_trainable")
-
-
-def set_trainable_blocks(
-    model: keras.Model,
-    trainable_blocks: int | str | Sequence[str] | None,
-    *,
-    train_batchnorm: bool = False,
-) -> list[str]:
-    """Applies a `trainable_blocks` argument: ``"all"``, ``0``/None (all frozen), an int N (the
-    last N effective blocks, see `unfreeze`) or a list of block names (exactly those train).
-    Returns the names of the blocks set trainable.
-
-    Example:
-    >>> from keras_transfer import build_backbone
-    >>> bb = build_backbone("vgg16", weights=None, input_shape=(32, 32, 3))
-    >>> set_trainable_blocks(bb, ["block5"])
-    ['block5']
-    >>> [r["status"] for r in describe(bb, print_fn=None)][-2:]
-    ['frozen', 'trainable']
-    """
-    what = f"trainable_blocks={trainable_blocks!r}"
-    blocks = blocks_of(model)
-    if isinstance(trainable_blocks, str) and trainable_blocks != "all":
-        raise BadInputError(f"{what}: use 'all', an int, or a list of block names.")
-    if trainable_blocks == "all":
-        wanted = _from(blocks, 0)
-    elif trainable_blocks is None or isinstance(trainable_blocks, (int, np.integer)):
-        wanted = _from(blocks, _start_of_last(blocks, trainable_blocks or 0, what))
-    else:
-        chosen = list(trainable_blocks)
-        wanted = {b.name: b.name in chosen for b in blocks} | {name: True for name in chosen}
-    state = _apply(model, wanted, train_batchnorm, what)
-    return [name for name, on in state.items() if on]
-
-
-# --------------------------------------------------------------------------- describing
-
-
-def describe(model: keras.Model, print_fn: Callable[[str], None] | None = print) -> list[dict]:
-    """Prints (and returns) a table of the backbone's blocks and what is trainable.
-
-    Columns: block, layers, first/last layer, parameters, trainable parameters, status of the
-    weighted non-BatchNorm layers (``trainable``, ``frozen`` or ``partial``; ``-`` when there
-    are none), of the BatchNormalization layers (``frozen`` means inference mode, the default
-    while fine-tuning), and a note on blocks `unfreeze(last=k)` does not count: ``unused`` (the
-    model never reads their output), ``BatchNorm only`` or ``no weights``.
-
-    Example:
-    >>> from keras_transfer import build_backbone, describe
-    >>> rows = describe(build_backbone("vgg16", weights=None, input_shape=(32, 32, 3)),
-    ...                 print_fn=None)
-    >>> rows[1]["block"], rows[1]["layers"], rows[0]["note"]
-    ('block1', 3, 'no weights')
-    """
-    rows = [_row(block) for block in blocks_of(model)]
-    if print_fn is not None:
-        print_fn(format_table(rows))
-    return rows
-
-
-def _row(block: Block) -> dict:
-    main, bn = block.weighted_layers(), block.batchnorm_layers()
-    on = sum(layer.trainable for layer in main)
-    return dict(
-        block=block.name,
-        layers=len(block.layers),
-        first=block.layers[0].name,
-        last=block.layers[-1].name,
-        params=block.parameter_count(),
-        trainable_params=block.trainable_parameter_count(),
-        status="-" if not main else "frozen" if not on else "trainable" if on == len(main)
-        else "partial",
-        batchnorm="-" if not bn else "train" if any(b.trainable for b in bn) else "frozen",
-        note=block.note.split(":")[0],
-    )
-
-
-def format_table(rows: Iterable[Mapping], columns: Sequence[str] | None = None) -> str:
-    """Formats dict rows as an aligned text table (numbers with thousands separators).
-
-    Example:
-    >>> print(format_table([{"a": 1, "b": "x"}]))
-    a  b
-    -  -
-    1  x
-    """
-    rows = list(rows)
-    columns = list(columns or (rows[0].keys() if rows else []))
-    cells = [[f"{r[c]:,}" if isinstance(r[c], (int, np.integer)) else str(r[c]) for c in columns]
-             for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
-             "  ".join("-" * w for w in widths).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)

@@ -4,264 +4,44 @@
 such as ``elpv`` or any folder of class sub-folders), build the classifier, run the staged
 fine-tuning recipe, evaluate on the held-out test split, and export ``model.keras``, a
 SavedModel, ``.tflite`` files, ``labels.txt``, ``report.json`` and PNG plots.
+
+Its settings are `keras_transfer.commands.image_config.ImageJobConfig`, its data
+`keras_transfer.commands.image_data`, the machine it records `keras_transfer.commands.machine`;
+their names are imported here too, where they used to live.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
-from keras_transfer.data.symmetry import RandomSymmetry, parse_symmetries
+# Where these names lived before: imported from here by tests, benchmarks and other commands,
+# and looked up here by the job (tests replace `load_image_data` and `native_image_size` here).
+from keras_transfer.commands.image_config import (  # noqa: F401
+    IMBALANCE_CHOICES,
+    SCHEDULES,
+    ImageJobConfig,
+    Schedule,
+    default_image_size,
+)
+from keras_transfer.commands.image_data import check_dataset, load_image_data, native_image_size
+from keras_transfer.commands.image_outputs import (  # noqa: F401
+    _evaluate,
+    _export,
+    _print_done,
+    _print_scores,
+    _repeatable_config,
+    _Scores,
+    _write_outputs,
+)
+from keras_transfer.commands.machine import _cpu_count, _cpu_flags, _machine, read_cpu  # noqa: F401
+from keras_transfer.data.symmetry import parse_symmetries
 from keras_transfer.runs import RunState, output_lock, run_dir_for
-
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-    """A named way to train: a time budget for the default recipe, or fixed stages."""
-
-    budget_minutes: float | None = None  # the default recipe plans within it
-    head_epochs: int | None = None  # fixed stages (None: decided by the recipe)
-    epochs: int | None = None
-    unfreeze_blocks: int | None = None
-    recipe: str = "auto"  # "auto" (`keras_transfer.recipes.auto_fine_tune`) or "classic"
-
-
-SCHEDULES = {
-    # "default" keeps README command 1 near a quarter of an hour on a 2-core CPU (the budget
-    # covers training; evaluation and export come on top); "long" gives the planner more to
-    # spend (larger inputs, more epochs, the whole network).
-    "default": Schedule(budget_minutes=12),
-    "long": Schedule(budget_minutes=30),
-    "fast": Schedule(head_epochs=2, epochs=1, unfreeze_blocks=1),  # smoke runs, notebooks
-    # The default before the data-aware recipe, kept to compare against: head 25 epochs
-    # (Adam), then 4 epochs of the last 3 blocks, horizontal + vertical flips.
-    "classic": Schedule(head_epochs=25, epochs=4, unfreeze_blocks=3, recipe="classic"),
-}
-IMBALANCE_CHOICES = ("auto", "none", "class_weight", "focal")
-
-
-@dataclasses.dataclass
-class ImageJobConfig:
-    """Settings of one training run (saved beside its outputs as ``config.json``).
-
-    Example:
-    >>> ImageJobConfig(dataset="elpv").resolved_output_dir().name
-    'elpv_efficientnet_lite0'
-    """
-
-    dataset: str = "elpv"
-    backbone: str = "efficientnet_lite0"
-    weights: str | None = "imagenet"
-    output_dir: str | None = None
-    # None: the backbone's size, or larger for larger images when the budget allows.
-    image_size: int | None = None
-    batch_size: int = 32
-    schedule: str = "default"
-    # Minutes for training (head, probes, fine-tuning); None: the schedule's.
-    time_budget: float | None = None
-    head_epochs: int | None = None
-    epochs: int | None = None
-    unfreeze_blocks: int | None = None
-    learning_rate: float = 1e-3
-    # AdamW's peak rate while fine-tuning (the "classic" schedule: Adam's, no warmup).
-    fine_tune_learning_rate: float | None = None
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    validation_split: float = 0.1
-    test_split: float = 0.2
-    # "auto": the dataset's declared symmetries, else those a probe shows the labels keep;
-    # or "none", "flip", "flips", "dihedral", "hflip,rot90", ... (legacy True = "flips").
-    augment: str | bool = "auto"
-    # 0 = no photometric change; s > 0 adds random contrast (±0.3·s) and brightness (±0.2·s).
-    augment_strength: float = 0.0
-    imbalance: str = "auto"
-    hidden_units: tuple[int, ...] = ()
-    dropout: float = 0.2
-    quantization: tuple[str, ...] = ("float32",)
-    seed: int = 1337
-    max_train_examples: int | None = None
-    # tf.distribute (keras_transfer.distribute.STRATEGIES): batch_size is then per replica, and
-    # "linear"/"sqrt" scale the learning rates by the replica count (or its square root).
-    strategy: str = "default"
-    scale_learning_rate: str | None = None
-
-    def resolved_output_dir(self) -> Path:
-        if self.output_dir:
-            return Path(self.output_dir)
-        name = Path(self.dataset).name if Path(self.dataset).is_dir() else self.dataset
-        return Path("saved_models") / f"{name}_{self.backbone.replace('/', '_')}"
-
-    def resolved_schedule(self) -> Schedule:
-        """The schedule with this config's explicit stages and budget applied."""
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r}: expected one of {sorted(SCHEDULES)}.")
-        base = SCHEDULES[self.schedule]
-        pick = lambda value, default: default if value is None else value  # noqa: E731
-        return dataclasses.replace(
-            base, budget_minutes=pick(self.time_budget, base.budget_minutes),
-            head_epochs=pick(self.head_epochs, base.head_epochs),
-            epochs=pick(self.epochs, base.epochs),
-            unfreeze_blocks=pick(self.unfreeze_blocks, base.unfreeze_blocks))
-
-    def validate(self, *, fits_backbone: bool = True) -> None:
-        """Checks every setting before any data is read: types from the field hints, ranges and
-        choices from `setting_rules`; one `BadInputError` names each bad setting.
-        `fits_backbone`: also that ``image_size`` is at least the backbone's smallest input
-        (off where a saved model is evaluated: its input size is what it is).
-
-        Example:
-        >>> ImageJobConfig(head_epochs=-3, learning_rate=-1.0).validate()
-        Traceback (most recent call last):
-        ...
-        keras_transfer.errors.BadInputError: 2 invalid settings: head_epochs=-3: expected an integer >= 0 or None; learning_rate=-1.0: expected a number > 0.
-        """
-        from keras_transfer import settings
-
-        together = [settings.FITS_BACKBONE] if fits_backbone else []
-        settings.check_settings(self, self.setting_rules(), together)
-
-    @staticmethod
-    def setting_rules() -> dict:
-        """What each setting accepts beyond its type hint (`keras_transfer.settings.Rule`).
-
-        Example:
-        >>> ImageJobConfig.setting_rules()["imbalance"].choices
-        ('auto', 'none', 'class_weight', 'focal')
-        """
-        from keras_transfer.distribute.strategies import LR_RULES, STRATEGIES
-        from keras_transfer.export.tflite import QUANTIZATIONS
-        from keras_transfer.settings import FRACTION, SEED, Rule, backbone_problem, \
-            symmetries_problem
-
-        return {
-            "backbone": Rule(check=backbone_problem),
-            "image_size": Rule(min=1),  # and the backbone's smallest input (FITS_BACKBONE)
-            "batch_size": Rule(min=1),
-            "schedule": Rule(choices=tuple(SCHEDULES)),
-            "time_budget": Rule(above=0),
-            "head_epochs": Rule(min=0),
-            "epochs": Rule(min=0),
-            "unfreeze_blocks": Rule(min=0),
-            "learning_rate": Rule(above=0),
-            "fine_tune_learning_rate": Rule(above=0),
-            "weight_decay": Rule(min=0),
-            "label_smoothing": FRACTION,
-            "validation_split": FRACTION,  # of what the test split leaves: no limit on the sum
-            "test_split": FRACTION,
-            "augment": Rule(check=symmetries_problem),
-            "augment_strength": Rule(min=0),
-            "imbalance": Rule(choices=IMBALANCE_CHOICES),
-            "hidden_units": Rule(min=1),
-            "dropout": FRACTION,
-            "quantization": Rule(choices=QUANTIZATIONS, nonempty=True),
-            "seed": SEED,
-            "max_train_examples": Rule(min=1),
-            "strategy": Rule(choices=STRATEGIES),
-            "scale_learning_rate": Rule(choices=LR_RULES),
-        }
-
-    def stages(self) -> tuple[int | None, int | None, int | None]:
-        schedule = self.resolved_schedule()
-        return schedule.head_epochs, schedule.epochs, schedule.unfreeze_blocks
-
-    def symmetries_setting(self) -> str:
-        """`augment` as a symmetry setting: legacy booleans mapped to their old meaning."""
-        if self.augment is True:
-            return "flips"
-        if self.augment is False or self.augment is None:
-            return "none"
-        return "flips" if self.resolved_schedule().recipe == "classic" and \
-            self.augment == "auto" else str(self.augment)
-
-
-def default_image_size(backbone: str) -> int:
-    """The input size a backbone was pretrained at (224 when the registry does not know it).
-
-    Example:
-    >>> default_image_size("efficientnet_lite0"), default_image_size("hub:some_preset")
-    (224, 224)
-    """
-    from keras_transfer.backbones import get_spec
-
-    try:
-        return int(get_spec(backbone).default_size)
-    except Exception:  # a hub preset or a path: resolved when built
-        return 224
-
-
-def load_image_data(config: ImageJobConfig, image_size: int | None = None):
-    """The `ImageDataset` a config names: a built-in dataset or a folder of class folders.
-
-    Symmetry augmentation is part of the pipeline only when `augment` names it; ``"auto"``
-    leaves it to the recipe, which decides after looking at the data.
-    """
-    from keras_transfer import data as kd
-
-    side = image_size or config.image_size or default_image_size(config.backbone)
-    size = (side, side)
-    setting = config.symmetries_setting()
-    symmetries = () if setting == "auto" else parse_symmetries(setting)
-    strength = config.augment_strength
-    augment = None
-    if symmetries or strength:
-        # Flips and turns keep defects recognisable and cost next to nothing on a CPU, where
-        # interpolating layers (zoom, rotation) would be slower than the backbone itself.
-        layers = [RandomSymmetry(symmetries, seed=config.seed)] if symmetries else []
-        if strength:
-            layers.append(kd.augmentation(size, flip=None, rotation=0.0, zoom=0.0,
-                                          contrast=0.3 * strength, brightness=0.2 * strength,
-                                          seed=config.seed))
-        augment = keras.Sequential(layers, name="augmentation")
-    common = dict(image_size=size, batch_size=config.batch_size, augment=augment,
-                  validation_split=config.validation_split)
-    if Path(config.dataset).is_dir():
-        return kd.from_folder(config.dataset, test_split=config.test_split, seed=config.seed,
-                              **common)
-    if config.dataset in kd.builtin_names():
-        return kd.load_builtin(config.dataset, **common)
-    raise ValueError(
-        f"dataset={config.dataset!r} is neither a folder of class sub-folders nor a built-in "
-        f"dataset ({', '.join(kd.builtin_names())})."
-    )
-
-
-def native_image_size(config: ImageJobConfig) -> int | None:
-    """The smaller side of the dataset's images (median over a sample), None if unknown.
-
-    Example:
-    >>> native_image_size(ImageJobConfig(dataset="/nonexistent")) is None
-    True
-    """
-    from keras_transfer import data as kd
-
-    if Path(config.dataset).is_dir():
-        from PIL import Image
-
-        from keras_transfer.data import IMAGE_EXTENSIONS
-
-        files = [p for p in sorted(Path(config.dataset).rglob("*"))
-                 if p.suffix.lower() in IMAGE_EXTENSIONS]
-        files = files[:: max(1, len(files) // 64)]  # a sample spread over every class
-        sides = []
-        for path in files:
-            try:
-                with Image.open(path) as image:  # reads the header only
-                    sides.append(min(image.size))
-            except Exception:  # a bad file is the loader's to report
-                continue
-        return int(np.median(sides)) if sides else None
-    if config.dataset in kd.builtin_names():
-        probe = kd.load_builtin(config.dataset, image_size=None, batch_size=1, verbose=False)
-        shape = probe.train.element_spec[0].shape
-        return int(min(shape[1], shape[2])) if shape[1] and shape[2] else None
-    return None
 
 
 def run_image_classification(config: ImageJobConfig | None = None, **overrides: Any) -> dict:
@@ -275,6 +55,7 @@ def run_image_classification(config: ImageJobConfig | None = None, **overrides: 
 
     config = dataclasses.replace(config or ImageJobConfig(), **overrides)
     config.validate()
+    check_dataset(config.dataset)  # before the lock and the run folder: a typo leaves nothing
     schedule = config.resolved_schedule()
     strategy = distribute.resolve_strategy(config.strategy)  # first: multi-worker needs startup
     batch_size = distribute.global_batch_size(config.batch_size, strategy)
@@ -296,65 +77,7 @@ def _run(config: ImageJobConfig, schedule: Schedule, strategy, batch_size: int,
     timings: dict[str, float] = {}
     started = time.perf_counter()
     job = _Job(config, schedule, strategy, batch_size, run_dir, timings, started, run_state)
-
-    print(f"[1/5] Loading {config.dataset} …", flush=True)
-    data, model, size_record = job.load_and_build()
-    print(f"[3/5] Training ({_schedule_line(config, schedule)}) …", flush=True)
-    t = time.perf_counter()
-    history, decisions, symmetries, frozen_report = job.train(model, data)
-    timings["train_s"] = time.perf_counter() - t
-    decisions["image_size"] = size_record
-    model = distribute.local_copy(model)  # plain variables to evaluate and export
-
-    print("[4/5] Evaluating on the held-out test split …", flush=True)
-    t = time.perf_counter()
-    test = data.test if data.test is not None else data.validation
-    evaluation, report, tta_report, validation_report = _evaluate(model, data, test, config,
-                                                                  symmetries)
-    timings["evaluate_s"] = time.perf_counter() - t
-
-    print(f"[5/5] Exporting to {output_dir} …", flush=True)
-    t = time.perf_counter()
-    written: dict = {}
-
-    def write_outputs(folder: Path, exported: dict) -> None:
-        # Inside the export's atomic step: the model, report, config and plots replace the
-        # previous output together, or (killed, failed) not at all.
-        timings["export_s"] = time.perf_counter() - t
-        timings["total_s"] = time.perf_counter() - started
-        written["report"] = {
-            "task": "image_classification",
-            "dataset": config.dataset,
-            "backbone": config.backbone,
-            "class_names": data.class_names,
-            "data": {"sizes": data.sizes, "skipped": len(data.report.skipped),
-                     "image_size": list(data.image_size)},
-            "test": report,  # keras_transfer.evaluation.classification.REPORT_SCHEMA, as `keras-transfer evaluate`
-            "test_tta": tta_report,
-            "validation": validation_report,
-            "test_frozen_features": frozen_report,
-            "decisions": decisions,
-            "history": history.as_dict(),
-            "timings": {k: round(v, 2) for k, v in timings.items()},
-            "settings": {**dataclasses.asdict(config), "schedule_resolved":
-                         dataclasses.asdict(schedule)},
-            "distribute": {"strategy": type(strategy).__name__,
-                           "replicas": strategy.num_replicas_in_sync,
-                           "global_batch_size": batch_size},
-            "machine": _machine(),
-            "export": {"files": sorted(exported.get("files", {})),
-                       "verification": exported.get("verification", {})},
-        }
-        _write_outputs(folder, evaluation, written["report"],
-                       _repeatable_config(config, decisions), history)
-
-    _export(model, output_dir, data, test, config, report, symmetries, write_outputs)
-    full_report = written["report"]
-    print(f"Done in {timings['total_s'] / 60:.1f} min. Test accuracy {report['accuracy']:.2%}"
-          + (f" ({tta_report['accuracy']:.2%} with {tta_report['tta']['views']}-view TTA)"
-             if tta_report else "")
-          + f". Artifacts: {', '.join(sorted(p.name for p in output_dir.iterdir()))}",
-          flush=True)
+    full_report = job.run(output_dir)
     distribute.release_worker_dir(output_dir)  # a non-chief's copy of the outputs
     if chief:
         run_state.finish()  # complete: a rerun trains afresh
@@ -369,6 +92,23 @@ def _schedule_line(config: ImageJobConfig, schedule: Schedule) -> str:
 
 
 @dataclasses.dataclass
+class _Trained:
+    """What training hands to evaluation and export."""
+
+    data: Any  # the ImageDataset, at the image size trained on
+    model: keras.Model  # plain variables (out of the strategy's scope)
+    history: Any  # RecipeHistory
+    decisions: dict  # what the recipe decided, for the report and the repeatable config
+    symmetries: Any  # the label-preserving symmetries trained with (and evaluated with)
+    frozen_report: dict  # the test report after the head stage (frozen backbone)
+
+    @property
+    def test(self):
+        """The held-out split: the test split, else validation."""
+        return self.data.test if self.data.test is not None else self.data.validation
+
+
+@dataclasses.dataclass
 class _Job:
     """The steps of `run_image_classification` that share its settings and clock."""
 
@@ -380,6 +120,19 @@ class _Job:
     timings: dict
     started: float
     run_state: RunState
+
+    def run(self, output_dir: Path) -> dict:
+        """The five steps, in order; returns the report (also written to ``report.json``)."""
+        print(f"[1/5] Loading {self.config.dataset} …", flush=True)
+        data, model, size_record = self.load_and_build()
+        print(f"[3/5] Training ({_schedule_line(self.config, self.schedule)}) …", flush=True)
+        trained = self.fit(model, data, size_record)
+        print("[4/5] Evaluating on the held-out test split …", flush=True)
+        scores = self.evaluate(trained)
+        print(f"[5/5] Exporting to {output_dir} …", flush=True)
+        full_report = self.export(trained, scores, output_dir)
+        _print_done(self.timings, scores, output_dir)
+        return full_report
 
     def budget_left(self) -> float | None:
         if self.schedule.budget_minutes is None:
@@ -458,6 +211,17 @@ class _Job:
         return plan.image_size, {"size": plan.image_size, "native": native,
                                  "forward_images_per_s": round(rate, 1), "reason": plan.reason}
 
+    def fit(self, model, data, size_record: dict) -> _Trained:
+        """Step 3, timed: `train`, then the model with plain variables to evaluate and export."""
+        from keras_transfer import distribute
+
+        t = time.perf_counter()
+        history, decisions, symmetries, frozen_report = self.train(model, data)
+        self.timings["train_s"] = time.perf_counter() - t
+        decisions["image_size"] = size_record
+        model = distribute.local_copy(model)  # plain variables to evaluate and export
+        return _Trained(data, model, history, decisions, symmetries, frozen_report)
+
     def train(self, model, data):
         """(history, decisions, symmetries, frozen-features test report)."""
         from keras_transfer import distribute
@@ -482,7 +246,8 @@ class _Job:
 
         config, schedule = self.config, self.schedule
         result = auto_fine_tune(
-            model, data, time_budget=self.budget_left(), augment=config.symmetries_setting(), imbalance=config.imbalance,
+            model, data, time_budget=self.budget_left(), augment=config.symmetries_setting(),
+            imbalance=config.imbalance,
             label_smoothing=config.label_smoothing, weight_decay=config.weight_decay,
             learning_rate=self._scaled(config.learning_rate),
             fine_tune_learning_rate=self._scaled(config.fine_tune_learning_rate or FINE_TUNE_PEAK),
@@ -519,118 +284,56 @@ class _Job:
         return distribute.scale_learning_rate(rate, self.strategy,
                                               self.config.scale_learning_rate)
 
+    def evaluate(self, trained: _Trained) -> _Scores:
+        """Step 4, timed: the held-out split's scores (and with TTA, when trained with any)."""
+        t = time.perf_counter()
+        scores = _evaluate(trained.model, trained.data, trained.test, self.config,
+                           trained.symmetries)
+        self.timings["evaluate_s"] = time.perf_counter() - t
+        return scores
 
-def _evaluate(model, data, test, config: ImageJobConfig, symmetries):
-    from keras_transfer.evaluation.classification import evaluate_classifier, evaluate_details
+    def export(self, trained: _Trained, scores: _Scores, output_dir: Path) -> dict:
+        """Step 5: the model's files, then the report, config and plots written beside them."""
+        t = time.perf_counter()
+        written: dict = {}
 
-    name = f"{Path(config.dataset).name} test"
-    evaluation = evaluate_details(model, test, class_names=data.class_names, name=name)
-    report = evaluation.report
-    tta_report = None
-    if symmetries:
-        tta_report = evaluate_details(model, test, class_names=data.class_names, name=name,
-                                      tta=symmetries).report
-    # The tuner's objective: comparable with a search's best score when re-run from its config.
-    validation_report = (evaluate_classifier(model, data.validation, data.class_names)
-                         if data.validation is not None else None)
-    _print_scores("test", report)
-    if tta_report:
-        _print_scores(f"test, {tta_report['tta']['views']}-view TTA", tta_report)
-    return evaluation, report, tta_report, validation_report
+        def write_outputs(folder: Path, exported: dict) -> None:
+            # Inside the export's atomic step: the model, report, config and plots replace the
+            # previous output together, or (killed, failed) not at all.
+            self.timings["export_s"] = time.perf_counter() - t
+            self.timings["total_s"] = time.perf_counter() - self.started
+            written["report"] = self.report(trained, scores, exported)
+            _write_outputs(folder, scores.evaluation, written["report"],
+                           _repeatable_config(self.config, trained.decisions), trained.history)
 
+        _export(trained.model, output_dir, trained.data, trained.test, self.config,
+                scores.report, trained.symmetries, write_outputs)
+        return written["report"]
 
-def _print_scores(label: str, report: dict) -> None:
-    recall = ", ".join(f"{name} {scores['recall']:.0%}"
-                       for name, scores in report["per_class"].items())
-    print(f"      {label}: accuracy {report['accuracy']:.4f}, macro-F1 "
-          f"{report['macro_avg']['f1']:.4f} on {report['num_examples']} images; recall: "
-          f"{recall}", flush=True)
-
-
-def _export(model, output_dir: Path, data, test, config: ImageJobConfig, report: dict,
-            symmetries, extra_files) -> dict:
-    from keras_transfer.export import export
-
-    return export(
-        model, output_dir, formats=("keras", "saved_model", "tflite"),
-        quantization=config.quantization, labels=data.class_names, verify_data=test,
-        representative_data=data.train if "int8" in config.quantization else None,
-        metadata={"backbone": config.backbone, "dataset": config.dataset,
-                  "test_accuracy": report["accuracy"], "symmetries": list(symmetries)},
-        extra_files=extra_files,
-    )
-
-
-def _repeatable_config(config: ImageJobConfig, decisions: dict) -> dict:
-    """The settings as run, with what the recipe decided written out: `--config` repeats the
-    same training (symmetries, imbalance treatment, image size, blocks and epochs fixed)."""
-    settings = dataclasses.asdict(config)
-    augment = decisions.get("augment", {})
-    if settings["augment"] == "auto" and "symmetries" in augment:
-        settings["augment"] = ",".join(augment["symmetries"]) or "none"
-    if settings["imbalance"] == "auto" and "head" in decisions:
-        settings["imbalance"] = decisions["head"]["imbalance"]
-    if settings["image_size"] is None and "image_size" in decisions:
-        settings["image_size"] = decisions["image_size"]["size"]
-    plan = decisions.get("plan", {})
-    if settings["epochs"] is None and "epochs_run" in plan:
-        # The epochs the budget allowed, as fixed stages: a re-run trains the same, no budget.
-        settings["epochs"] = plan["epochs_run"]
-        settings["unfreeze_blocks"] = plan["blocks_unfrozen"]
-    return settings
-
-
-def _write_outputs(output_dir: Path, evaluation, report: dict, config: dict, history) -> None:
-    from keras_transfer.evaluation.plots import plot_learning_curves
-    from keras_transfer.utils.files import atomic_write_bytes
-
-    write_json = lambda name, obj: atomic_write_bytes(  # noqa: E731
-        output_dir / name, json.dumps(obj, indent=2, default=str).encode())
-    # Into the export's temporary folder: confusion matrix, reliability, wrong examples.
-    evaluation.write(output_dir)
-    write_json("report.json", report)
-    write_json("config.json", config)
-    plot_learning_curves(history.stages, output_dir / "learning_curves.png")
-
-
-def _machine() -> dict:
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "keras": keras.__version__, "cpu_count": _cpu_count(), **_cpu_flags()}
-
-
-def read_cpu() -> tuple[str, set[str]]:
-    """The CPU model name and its feature flags (from /proc/cpuinfo; empty flags elsewhere):
-    what every benchmark records beside its timings.
-
-    Example:
-    >>> model, flags = read_cpu()
-    >>> isinstance(model, str) and isinstance(flags, set)
-    True
-    """
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            model = value.strip()
-        elif key.strip() == "flags":
-            flags = set(value.split())
-        if flags and key.strip() == "flags":
-            break  # the first processor says it for all
-    return model, flags
-
-
-def _cpu_flags() -> dict:
-    """The CPU model and the vector extensions that decide CPU training speed."""
-    model, flags = read_cpu()
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-    return {"cpu": model, "cpu_flags": [flag for flag in wanted if flag in flags]}
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    def report(self, trained: _Trained, scores: _Scores, exported: dict) -> dict:
+        """What ``report.json`` holds: the data, scores, decisions, history, timings, machine."""
+        config, data, strategy = self.config, trained.data, self.strategy
+        return {
+            "task": "image_classification",
+            "dataset": config.dataset,
+            "backbone": config.backbone,
+            "class_names": data.class_names,
+            "data": {"sizes": data.sizes, "skipped": len(data.report.skipped),
+                     "image_size": list(data.image_size)},
+            # keras_transfer.evaluation.classification.REPORT_SCHEMA, as `keras-transfer evaluate`
+            "test": scores.report,
+            "test_tta": scores.tta_report,
+            "validation": scores.validation_report,
+            "test_frozen_features": trained.frozen_report,
+            "decisions": trained.decisions,
+            "history": trained.history.as_dict(),
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+            "settings": {**dataclasses.asdict(config), "schedule_resolved":
+                         dataclasses.asdict(self.schedule)},
+            "distribute": {"strategy": type(strategy).__name__,
+                           "replicas": strategy.num_replicas_in_sync,
+                           "global_batch_size": self.batch_size},
+            "machine": _machine(),
+            "export": {"files": sorted(exported.get("files", {})),
+                       "verification": exported.get("verification", {})},
+        }

@@ -113,34 +113,16 @@ def run_lr_find(config: LRFindConfig | None = None, **overrides: Any) -> dict:
     ...                      weights=None, image_size=64, steps=30)
     >>> result["suggestion"]  # doctest: +SKIP
     """
-    from keras_transfer.heads import build_image_classifier
-    from keras_transfer.commands.image_job import ImageJobConfig, load_image_data
     from keras_transfer.recipes import find_learning_rate
-    from keras_transfer.utils.files import atomic_write_bytes
 
     config = dataclasses.replace(config or LRFindConfig(), **overrides)
     config.check()
-    output_dir = config.resolved_output_dir()
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
 
     print(f"[1/3] Loading {config.dataset} …", flush=True)
-    # The same split `train` uses (same seed and fractions), so the sweep never sees test images.
-    data = load_image_data(ImageJobConfig(
-        dataset=config.dataset, image_size=config.image_size, batch_size=config.batch_size,
-        validation_split=config.validation_split, augment=config.augment, seed=config.seed))
-    train = data.train
-    if config.max_train_examples:
-        train = train.unbatch().take(config.max_train_examples).batch(config.batch_size)
-
-    what = (f"the head and the last {config.unfreeze_blocks} blocks" if config.unfreeze_blocks
-            else "the head (backbone frozen)")
-    print(f"[2/3] Building {config.backbone} (weights={config.weights}); {what} will train …",
-          flush=True)
-    model = build_image_classifier(
-        config.backbone, data.num_classes, weights=config.weights, input_shape=data.input_shape,
-        trainable_blocks=config.unfreeze_blocks, learning_rate=config.min_lr)
-
+    data, train = _training_split(config)
+    model = _build(config, data)
     print(f"[3/3] Sweeping the learning rate from {config.min_lr:.1e} to {config.max_lr:.1e} "
           f"over {config.steps} mini-batches …", flush=True)
     bar = keras.utils.Progbar(config.steps, unit_name="step")
@@ -149,12 +131,46 @@ def run_lr_find(config: LRFindConfig | None = None, **overrides: Any) -> dict:
     if result.diverged:
         bar.update(config.steps, finalize=True)
         print(f"      stopped after {len(result.learning_rates)} steps: the loss diverged.")
+    return _write_outputs(config, result, data.class_names, started)
 
+
+def _training_split(config: LRFindConfig):
+    """The dataset and its training split, as `train` would read them."""
+    from keras_transfer.commands.image_job import ImageJobConfig, load_image_data
+
+    # The same split `train` uses (same seed and fractions), so the sweep never sees test images.
+    data = load_image_data(ImageJobConfig(
+        dataset=config.dataset, image_size=config.image_size, batch_size=config.batch_size,
+        validation_split=config.validation_split, augment=config.augment, seed=config.seed))
+    train = data.train
+    if config.max_train_examples:
+        train = train.unbatch().take(config.max_train_examples).batch(config.batch_size)
+    return data, train
+
+
+def _build(config: LRFindConfig, data) -> keras.Model:
+    """The classifier with the head (and the last `unfreeze_blocks` blocks) trainable."""
+    from keras_transfer.heads import build_image_classifier
+
+    what = (f"the head and the last {config.unfreeze_blocks} blocks" if config.unfreeze_blocks
+            else "the head (backbone frozen)")
+    print(f"[2/3] Building {config.backbone} (weights={config.weights}); {what} will train …",
+          flush=True)
+    return build_image_classifier(
+        config.backbone, data.num_classes, weights=config.weights, input_shape=data.input_shape,
+        trainable_blocks=config.unfreeze_blocks, learning_rate=config.min_lr)
+
+
+def _write_outputs(config: LRFindConfig, result, class_names: list[str], started: float) -> dict:
+    """Writes the JSON files and the plot, says what to use; returns ``lr_find.json``'s content."""
+    from keras_transfer.utils.files import atomic_write_bytes
+
+    output_dir = config.resolved_output_dir()
     flag = "--fine-tune-learning-rate" if config.unfreeze_blocks else "--learning-rate"
     summary = {
         **dataclasses.asdict(result),
         "use_with": f"keras-transfer train {flag} {result.suggestion:.3g}",
-        "class_names": data.class_names,
+        "class_names": class_names,
         "settings": dataclasses.asdict(config),
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -13,12 +13,8 @@ Example:
 
 from keras_transfer.compare.config import CompareConfig, dataset_problem, offline_backbones
 from keras_transfer.compare.pareto import RULE, Recommendation, pareto_front, recommend
-from keras_transfer.compare.run import (
-    PLOT_FILE,
-    RESULT_FILE,
-    compare_backbones,
-    comparison_table,
-)
+from keras_transfer.compare.report import PLOT_FILE, RESULT_FILE, comparison_table
+from keras_transfer.compare.run import compare_backbones
 
 __all__ = [
     "PLOT_FILE", "RESULT_FILE", "RULE", "CompareConfig", "Recommendation", "compare_backbones",

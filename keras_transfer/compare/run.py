@@ -15,28 +15,33 @@ recommendation (`keras_transfer.compare.pareto`) are computed from those latenci
 
 Outputs in the output folder, each written atomically: ``comparison.json`` and
 ``comparison.png`` (accuracy against latency, the front connected, the recommendation circled).
+This module runs the comparison; `keras_transfer.compare.latency` times the files and
+`keras_transfer.compare.report` writes what was found.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import gc
-import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import numpy as np
 
 from keras_transfer.compare.config import CompareConfig
-from keras_transfer.compare.pareto import Recommendation, pareto_front, recommend
+from keras_transfer.compare.latency import time_files
+from keras_transfer.compare.report import (  # noqa: F401 - comparison_table: its old home
+    PLOT_FILE,
+    RESULT_FILE,
+    comparison_table,
+    count_text,
+    summarize,
+    write_report,
+)
 from keras_transfer.errors import KerasTransferError
-
-RESULT_FILE, PLOT_FILE = "comparison.json", "comparison.png"
-INVOCATIONS_PER_ROUND = 10  # images per file per latency round
 
 
 def compare_backbones(config: CompareConfig | None = None, **overrides: Any) -> dict:
@@ -88,10 +93,10 @@ class _Comparison:
         with tempfile.TemporaryDirectory(prefix="keras_transfer_compare_") as exports:
             rows = [self.backbone(name, i + 1, len(names), Path(exports))
                     for i, name in enumerate(names)]
-            latency = _time_files(rows, self.config.latency_rounds)
+            latency = time_files(rows, self.config.latency_rounds)
         self._loaded = None
-        summary = self.summarize(rows, latency, time.perf_counter() - started)
-        self.write(summary)
+        summary = summarize(self.config, rows, latency, time.perf_counter() - started)
+        write_report(self.config, self.output_dir, summary)
         if summary["recommendation"] is None:
             reasons = "; ".join(f"{row['backbone']}: {row['error']}" for row in rows)
             raise KerasTransferError(f"every backbone failed ({reasons}). Details in "
@@ -159,68 +164,91 @@ class _Comparison:
         return data
 
     def train_and_score(self, name: str, data, timings: dict[str, float]) -> dict[str, Any]:
+        """Builds the classifier, trains it (`train_head`, or with ``fine_tune`` the default
+        recipe) and scores it on the test split (else validation), frozen features included."""
         from keras_transfer.backbones import find_backbone
         from keras_transfer.evaluation.classification import evaluate_classifier
-        from keras_transfer.heads import build_image_classifier
-        from keras_transfer.commands.image_job import ImageJobConfig
-        from keras_transfer.recipes import auto_fine_tune, train_head
 
-        config, job = self.config, ImageJobConfig()  # the training job's head settings
-        test, test_split = ((data.test, "test") if data.test is not None else
-                            (data.validation, "validation"))
-        if test is None:
-            raise KerasTransferError("no test or validation split to score on: give "
-                                     "test_split > 0 or a folder with a test split.")
-        t = time.perf_counter()
-        keras.utils.set_random_seed(config.seed)  # the same head initialisation for all
-        model = build_image_classifier(name, data.num_classes, weights=config.weights,
-                                       input_shape=data.input_shape, dropout=job.dropout)
-        self._model = model
-        timings["build_s"] = time.perf_counter() - t
+        test, test_split = _scoring_split(data)
+        model = self.build(name, data, timings)
         frozen: dict[str, Any] = {}
 
-        def score_frozen(trained: keras.Model) -> None:
+        def score_frozen(trained: keras.Model) -> dict[str, Any]:
             t = time.perf_counter()
             frozen.update(evaluate_classifier(trained, test, data.class_names))
             timings["evaluate_s"] = time.perf_counter() - t
             print(f"      frozen features: {_scores_text(frozen)}", flush=True)
+            return frozen
 
-        head = dict(imbalance=config.imbalance, label_smoothing=job.label_smoothing,
-                    learning_rate=job.learning_rate, weight_decay=job.weight_decay)
-        epochs = config.head_epochs
-        t = time.perf_counter()
-        if config.fine_tune:
-            result = auto_fine_tune(model, data, time_budget=config.time_budget * 60,
-                                    head_epochs=epochs, seed=config.seed,
-                                    after_head=score_frozen, verbose=0, **head)
-            timings["train_s"] = time.perf_counter() - t - timings["evaluate_s"]
-            t = time.perf_counter()
-            final = evaluate_classifier(model, test, data.class_names)
-            timings["evaluate_s"] += time.perf_counter() - t
-            plan, kept = result.decisions["plan"], result.decisions["fine_tune"]
-            print(f"      fine-tuned ({config.time_budget:g}-minute budget, "
-                  f"{_count(plan['epochs_run'], 'epoch')} of {_blocks_text(plan)}): "
-                  f"{_scores_text(final)}; "
-                  f"{kept['reason']}", flush=True)
-            training = {"recipe": "auto_fine_tune", "decisions": result.decisions}
-        else:
-            stage = train_head(model, data.train, data.validation, verbose=0,
-                               **({"max_epochs": epochs} if epochs else {}), **head)
-            timings["train_s"] = time.perf_counter() - t
-            score_frozen(model)
-            final = frozen
-            training = {"recipe": "train_head", "head": stage.as_dict()}
+        train = self.fine_tune if self.config.fine_tune else self.train_head
+        final, training = train(model, data, test, score_frozen, timings)
         print(f"      trained in {timings['train_s']:.0f} s", flush=True)
         return {
             "accuracy": _round(final["accuracy"]), "macro_f1": _round(final["macro_avg"]["f1"]),
             "frozen_accuracy": _round(frozen["accuracy"]),
             "frozen_macro_f1": _round(frozen["macro_avg"]["f1"]),
-            "fine_tuned": config.fine_tune, "scored_on": test_split,
+            "fine_tuned": self.config.fine_tune, "scored_on": test_split,
             "num_test": int(final["num_examples"]),
             "params": int(model.count_params()),
             "backbone_params": int(find_backbone(model)[0].count_params()),
             "data_sizes": data.sizes, "training": training,
         }
+
+    def build(self, name: str, data, timings: dict[str, float]) -> keras.Model:
+        """The classifier with the training job's head, seeded alike for every backbone."""
+        from keras_transfer.commands.image_job import ImageJobConfig
+        from keras_transfer.heads import build_image_classifier
+
+        t = time.perf_counter()
+        keras.utils.set_random_seed(self.config.seed)  # the same head initialisation for all
+        self._model = build_image_classifier(name, data.num_classes, weights=self.config.weights,
+                                             input_shape=data.input_shape,
+                                             dropout=ImageJobConfig().dropout)
+        timings["build_s"] = time.perf_counter() - t
+        return self._model
+
+    def train_head(self, model: keras.Model, data, test, score_frozen: Callable,
+                   timings: dict[str, float]) -> tuple[dict, dict]:
+        """The head on cached features; its scores are the final ones."""
+        from keras_transfer.recipes import train_head
+
+        epochs = self.config.head_epochs
+        t = time.perf_counter()
+        stage = train_head(model, data.train, data.validation, verbose=0,
+                           **({"max_epochs": epochs} if epochs else {}), **self._head_settings())
+        timings["train_s"] = time.perf_counter() - t
+        return score_frozen(model), {"recipe": "train_head", "head": stage.as_dict()}
+
+    def fine_tune(self, model: keras.Model, data, test, score_frozen: Callable,
+                  timings: dict[str, float]) -> tuple[dict, dict]:
+        """`auto_fine_tune` within the per-backbone budget, scored after the head and at the
+        end (the scoring is not counted as training time)."""
+        from keras_transfer.evaluation.classification import evaluate_classifier
+        from keras_transfer.recipes import auto_fine_tune
+
+        config = self.config
+        t = time.perf_counter()
+        result = auto_fine_tune(model, data, time_budget=config.time_budget * 60,
+                                head_epochs=config.head_epochs, seed=config.seed,
+                                after_head=score_frozen, verbose=0, **self._head_settings())
+        timings["train_s"] = time.perf_counter() - t - timings["evaluate_s"]
+        t = time.perf_counter()
+        final = evaluate_classifier(model, test, data.class_names)
+        timings["evaluate_s"] += time.perf_counter() - t
+        plan, kept = result.decisions["plan"], result.decisions["fine_tune"]
+        print(f"      fine-tuned ({config.time_budget:g}-minute budget, "
+              f"{count_text(plan['epochs_run'], 'epoch')} of {_blocks_text(plan)}): "
+              f"{_scores_text(final)}; "
+              f"{kept['reason']}", flush=True)
+        return final, {"recipe": "auto_fine_tune", "decisions": result.decisions}
+
+    def _head_settings(self) -> dict[str, Any]:
+        """The training job's head settings, with this comparison's imbalance treatment."""
+        from keras_transfer.commands.image_job import ImageJobConfig
+
+        job = ImageJobConfig()
+        return dict(imbalance=self.config.imbalance, label_smoothing=job.label_smoothing,
+                    learning_rate=job.learning_rate, weight_decay=job.weight_decay)
 
     def export(self, name: str, data, folder: Path) -> dict[str, dict[str, Any]]:
         from keras_transfer.export import export
@@ -249,153 +277,18 @@ class _Comparison:
             for kind, entry in files.items()), flush=True)
         return files
 
-    # ---- the report ---------------------------------------------------------------------
-
-    def summarize(self, rows: list[dict], latency: dict, seconds: float) -> dict[str, Any]:
-        from keras_transfer.commands.image_job import _machine
-
-        config = self.config
-        for row in rows:  # the temporary files are gone: keep their names only
-            for entry in row.get("tflite", {}).values():
-                entry.pop("path", None)
-        done = [row for row in rows if row["status"] == "ok"]
-        points = {kind: {row["backbone"]: (row["accuracy"], row["tflite"][kind]["latency_ms"])
-                         for row in done} for kind in config.quantization}
-        fronts = {kind: pareto_front(named) for kind, named in points.items()}
-        choice: Recommendation | None = None
-        if done:
-            choice = recommend(points[config.rank_by], tolerance=config.tolerance,
-                               rank_by=config.rank_by,
-                               num_test=max(row["num_test"] for row in done))
-        for row in done:
-            row["pareto_front"] = {kind: row["backbone"] in front for kind, front in
-                                   fronts.items()}
-            row["recommended"] = choice is not None and row["backbone"] == choice.backbone
-        return {
-            "comparison": "backbones",
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "dataset": config.dataset,
-            "settings": dataclasses.asdict(config),
-            "backbones": rows,
-            "failed": [row["backbone"] for row in rows if row["status"] != "ok"],
-            "pareto_front": fronts,
-            "recommendation": choice.as_dict() if choice else None,
-            "latency": latency,
-            "machine": _machine(),
-            "seconds": round(seconds, 1),
-        }
-
-    def write(self, summary: dict) -> None:
-        from keras_transfer.evaluation.plots import plot_accuracy_latency
-        from keras_transfer.utils.files import atomic_write_bytes
-
-        config = self.config
-        print(comparison_table(summary), flush=True)
-        choice = summary["recommendation"]
-        written = [self.output_dir / RESULT_FILE]
-        if choice is not None:
-            print(f"Recommendation — rule: {choice['rule']}.\n  {choice['reason']}", flush=True)
-            if choice["standard_error_points"] and len(summary["backbones"]) > 1:
-                print(f"  (On these test images one standard error of the accuracy is "
-                      f"{choice['standard_error_points']:.1f} points: smaller differences are "
-                      "noise.)", flush=True)
-            done = [row for row in summary["backbones"] if row["status"] == "ok"]
-            kinds = [config.rank_by] + [k for k in config.quantization if k != config.rank_by]
-            points = {kind: {row["backbone"]: (row["accuracy"],
-                                               row["tflite"][kind]["latency_ms"])
-                             for row in done} for kind in kinds}
-            what = "fine-tuned" if config.fine_tune else "frozen features"
-            plot_accuracy_latency(points, self.output_dir / PLOT_FILE,
-                                  fronts=summary["pareto_front"], recommended=choice["backbone"],
-                                  rank_by=config.rank_by,
-                                  title=f"{Path(config.dataset).name}: test accuracy ({what}) "
-                                        "against TFLite latency")
-            written.insert(0, self.output_dir / PLOT_FILE)
-        atomic_write_bytes(self.output_dir / RESULT_FILE,
-                           json.dumps(summary, indent=2, default=str).encode())
-        print(f"Wrote {', '.join(str(path) for path in written)}", flush=True)
-
-
-def comparison_table(summary: dict) -> str:
-    """The console table of a comparison (`compare_backbones`' result): one row per backbone.
-
-    Example:
-    >>> row = {"backbone": "a", "status": "ok", "image_size": 32, "params": 1000,
-    ...        "accuracy": 0.8, "frozen_accuracy": 0.8, "macro_f1": 0.79, "fine_tuned": False,
-    ...        "tflite": {"float32": {"size_bytes": 2**20, "latency_ms": 1.5}},
-    ...        "timings": {"total_s": 3.0}, "pareto_front": {"float32": True},
-    ...        "recommended": True}
-    >>> failed = {"backbone": "b", "status": "failed", "image_size": 32,
-    ...           "error": "WeightsUnavailableError: offline", "timings": {"total_s": 0.1}}
-    >>> print(comparison_table({"backbones": [row, failed],
-    ...                         "settings": {"quantization": ["float32"]}}))
-    backbone  px  params  accuracy  macro-F1  float32 MiB  float32 ms  seconds  note
-    --------  --  ------  --------  --------  -----------  ----------  -------  ----------------------------------------
-    a         32  1,000   80.00%    0.790     1.00         1.50        3        recommended, front
-    b         32                                                       0        failed: WeightsUnavailableError: offline
-    """
-    from keras_transfer.backbones.blocks import format_table
-
-    kinds = list(summary["settings"]["quantization"])
-    rows = summary["backbones"]
-    fine_tuned = any(row.get("fine_tuned") for row in rows)
-    table = []
-    for row in rows:
-        ok = row["status"] == "ok"
-        line = {"backbone": row["backbone"], "px": row["image_size"],
-                "params": row["params"] if ok else ""}
-        if fine_tuned:
-            line["frozen"] = f"{row['frozen_accuracy']:.2%}" if ok else ""
-        line["fine-tuned" if fine_tuned else "accuracy"] = f"{row['accuracy']:.2%}" if ok else ""
-        line["macro-F1"] = f"{row['macro_f1']:.3f}" if ok else ""
-        for kind in kinds:
-            entry = row.get("tflite", {}).get(kind, {})
-            line[f"{kind} MiB"] = f"{entry['size_bytes'] / 2**20:.2f}" if entry else ""
-            line[f"{kind} ms"] = f"{entry['latency_ms']:.2f}" if entry else ""
-        line["seconds"] = f"{row['timings']['total_s']:.0f}"
-        notes = (["recommended"] if row.get("recommended") else []) + (
-            ["front"] if any(row.get("pareto_front", {}).values()) else [])
-        line["note"] = ", ".join(notes) if ok else _short(f"failed: {row['error']}", 100)
-        table.append(line)
-    return format_table(table)
-
 
 # ---- helpers ------------------------------------------------------------------------------
 
-def _time_files(rows: list[dict], rounds: int) -> dict[str, Any]:
-    """Median latency per image of every exported file, the files timed in turn, round after
-    round (on a shared machine the load then falls on every file alike); written into the
-    rows' ``tflite`` entries as ``latency_ms``."""
-    from keras_transfer.export.interpreter import TFLiteRunner, default_threads, \
-        interpreter_class
 
-    entries = [entry for row in rows for entry in row.get("tflite", {}).values()]
-    record = {"method": f"median of {rounds} alternating rounds x {INVOCATIONS_PER_ROUND} "
-                        "batch-1 invocations per file, after one warm-up",
-              "rounds": rounds, "invocations_per_round": INVOCATIONS_PER_ROUND,
-              "threads": default_threads(), "interpreter": interpreter_class()[1]}
-    if not entries:
-        return record
-    rounds_text = _count(rounds, "alternating round")
-    print(f"[latency] timing {len(entries)} .tflite file(s) in {rounds_text} of "
-          f"{INVOCATIONS_PER_ROUND} images ({record['threads']} threads) …", flush=True)
-    rng = np.random.default_rng(0)
-    runners, images = [], {}
-    for entry in entries:
-        runner = TFLiteRunner(entry["path"], threads=record["threads"])
-        size = runner.image_size
-        if size not in images:
-            images[size] = rng.uniform(0, 255, (INVOCATIONS_PER_ROUND, *size, 3)).astype(
-                "float32")
-        runner(images[size][:1])  # warm-up, not timed
-        runner.latencies_ms.clear()
-        runners.append((entry, runner, images[size]))
-    for _ in range(rounds):
-        for _, runner, batch in runners:
-            runner(batch)
-    for entry, runner, _ in runners:
-        entry["latency_ms"] = round(float(np.median(runner.latencies_ms)), 3)
-    return record
+def _scoring_split(data) -> tuple[Any, str]:
+    """The split the scores come from: test, else validation."""
+    if data.test is not None:
+        return data.test, "test"
+    if data.validation is None:
+        raise KerasTransferError("no test or validation split to score on: give "
+                                 "test_split > 0 or a folder with a test split.")
+    return data.validation, "validation"
 
 
 def _first_examples(train, count: int, batch_size: int, seed: int):
@@ -438,11 +331,7 @@ def _scores_text(report: dict) -> str:
 
 def _blocks_text(plan: dict) -> str:
     blocks = plan.get("unfreeze_blocks")
-    return "every block" if blocks is None else f"the top {_count(blocks, 'block')}"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    return "every block" if blocks is None else f"the top {count_text(blocks, 'block')}"
 
 
 def _size_text(size_bytes: int) -> str:
@@ -452,8 +341,3 @@ def _size_text(size_bytes: int) -> str:
 
 def _round(value: float) -> float:
     return round(float(value), 4)
-
-
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -55,39 +55,9 @@ def from_arrays(
     if raw.ndim == 2 and raw.shape[1] == 1:
         raw = raw[:, 0]
     wheres = [f"index {i}" for i in range(len(raw))]
-    if raw.ndim == 2:  # multi-hot rows
-        names = (
-            [str(n) for n in class_names]
-            if class_names is not None
-            else [str(i) for i in range(raw.shape[1])]
-        )
-        if len(names) != raw.shape[1]:
-            raise BadInputError(
-                f"multi-hot labels have {raw.shape[1]} columns but {len(names)} class_names."
-            )
-        encoded, kept = raw.astype(np.float32), list(range(len(raw)))
-    elif raw.dtype.kind in "USO":
-        encoded, names, kept = encode_labels(
-            [[str(v).strip()] if str(v).strip() else [] for v in raw],
-            wheres,
-            class_names=class_names,
-            multi_label=False,
-            report=report,
-        )
-    else:
-        ids = raw.astype(np.int64)
-        names = (
-            [str(n) for n in class_names]
-            if class_names is not None
-            else [str(i) for i in range(int(ids.max(initial=0)) + 1)]
-        )
-        kept = []
-        for i, value in enumerate(ids):
-            if 0 <= value < len(names) and float(raw[i]) == float(value):
-                kept.append(i)
-            else:
-                report.skip(wheres[i], f"label {raw[i]!r} is not a class id in 0..{len(names) - 1}")
-        encoded = ids[kept]
+    encode = (_multi_hot if raw.ndim == 2 else _class_strings if raw.dtype.kind in "USO"
+              else _class_ids)
+    encoded, names, kept = encode(raw, wheres, class_names, report)
     keep_images = []
     for position, i in enumerate(kept):
         if pixels.dtype.kind == "f" and not np.isfinite(pixels[i]).all():
@@ -105,6 +75,52 @@ def from_arrays(
         pixels=pixels[[kept[p] for p in keep_images]],
         verbose=verbose,
     )
+
+
+# Label encoders: ``(raw labels, where each is, class_names, report)`` → ``(encoded labels,
+# class names, indices of the examples kept)``; a bad label is skipped in the report.
+
+
+def _multi_hot(raw: np.ndarray, wheres: list[str], class_names: Sequence[str] | None,
+               report: LoadReport) -> tuple[np.ndarray, list[str], list[int]]:
+    names = (
+        [str(n) for n in class_names]
+        if class_names is not None
+        else [str(i) for i in range(raw.shape[1])]
+    )
+    if len(names) != raw.shape[1]:
+        raise BadInputError(
+            f"multi-hot labels have {raw.shape[1]} columns but {len(names)} class_names."
+        )
+    return raw.astype(np.float32), names, list(range(len(raw)))
+
+
+def _class_strings(raw: np.ndarray, wheres: list[str], class_names: Sequence[str] | None,
+                   report: LoadReport) -> tuple[np.ndarray, list[str], list[int]]:
+    return encode_labels(
+        [[str(v).strip()] if str(v).strip() else [] for v in raw],
+        wheres,
+        class_names=class_names,
+        multi_label=False,
+        report=report,
+    )
+
+
+def _class_ids(raw: np.ndarray, wheres: list[str], class_names: Sequence[str] | None,
+               report: LoadReport) -> tuple[np.ndarray, list[str], list[int]]:
+    ids = raw.astype(np.int64)
+    names = (
+        [str(n) for n in class_names]
+        if class_names is not None
+        else [str(i) for i in range(int(ids.max(initial=0)) + 1)]
+    )
+    kept = []
+    for i, value in enumerate(ids):
+        if 0 <= value < len(names) and float(raw[i]) == float(value):
+            kept.append(i)
+        else:
+            report.skip(wheres[i], f"label {raw[i]!r} is not a class id in 0..{len(names) - 1}")
+    return ids[kept], names, kept
 
 
 def _as_pixel_array(

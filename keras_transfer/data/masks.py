@@ -5,6 +5,7 @@ Pascal VOC) or RGB colours mapped to classes by a ``palette``. Every pair is dec
 front (missing mask, unreadable file, size mismatch, class index out of range): bad pairs are
 skipped and listed in the `LoadReport` (``strict=True`` raises naming the file). Images are
 resized bilinearly, masks with nearest neighbour; augmentation moves image and mask together.
+Reading one mask or pair is `keras_transfer.data.mask_decode`'s.
 """
 
 from __future__ import annotations
@@ -13,21 +14,24 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from keras_transfer.data.dataset import ImageSplits
-from keras_transfer.data.decode import IMAGE_EXTENSIONS, _file_problem, list_image_files, load_image
+from keras_transfer.data.decode import IMAGE_EXTENSIONS, list_image_files
+from keras_transfer.data.mask_decode import (  # noqa: F401 - read_mask: its old home
+    Palette,
+    palette_lookup,
+    read_mask,
+    read_pair,
+)
 from keras_transfer.data.report import LoadReport
 from keras_transfer.data.splits import DEFAULT_SEED, split_indices
 from keras_transfer.errors import BadInputError
-
-Palette = Mapping[Sequence[int], int] | Sequence[Sequence[int]]
-_INDEX_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
 
 
 @dataclass
@@ -83,99 +87,6 @@ def segmentation_augmentation(
     return keras.Sequential(layers, name="segmentation_augmentation")
 
 
-# --------------------------------------------------------------------------- reading pairs
-
-
-def _palette_lookup(palette: Palette) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted packed RGB keys and their class ids."""
-    if isinstance(palette, Mapping):
-        pairs = [(tuple(int(c) for c in colour), int(cls)) for colour, cls in palette.items()]
-    else:
-        pairs = [(tuple(int(c) for c in colour), cls) for cls, colour in enumerate(palette)]
-    if any(len(colour) != 3 for colour, _ in pairs):
-        raise BadInputError(f"palette colours must be (r, g, b) triples; got {palette!r}.")
-    keys = np.array([(r << 16) | (g << 8) | b for (r, g, b), _ in pairs], np.int64)
-    order = np.argsort(keys)
-    return keys[order], np.array([cls for _, cls in pairs], np.int64)[order]
-
-
-def read_mask(path: str | os.PathLike, palette: Palette | None = None) -> np.ndarray:
-    """Decodes one mask file to class ids ``(H, W)`` (int64), raising `BadInputError` with why.
-
-    Example:
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.png"
-    >>> Image.fromarray(np.array([[0, 2]], np.uint8)).save(p)
-    >>> read_mask(p).tolist()
-    [[0, 2]]
-    """
-    path = str(path)
-    problem = _file_problem(path)
-    if problem:
-        raise BadInputError(f"{path}: {problem}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode, pixels = image.mode, np.asarray(
-                image.convert("RGB") if palette is not None and image.mode != "RGB" else image)
-    except UnidentifiedImageError:
-        raise BadInputError(f"{path}: not an image PIL can read (unknown format or corrupt header)"
-                            ) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise BadInputError(f"{path}: cannot decode mask ({type(error).__name__}: {error})"
-                            ) from None
-    if palette is not None:
-        keys, classes = _palette_lookup(palette)
-        packed = (pixels[..., 0].astype(np.int64) << 16) | (pixels[..., 1].astype(np.int64) << 8) \
-            | pixels[..., 2].astype(np.int64)
-        where = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
-        unknown = keys[where] != packed
-        if unknown.any():
-            value = int(packed[unknown][0])
-            colour = (value >> 16, (value >> 8) & 255, value & 255)
-            raise BadInputError(f"{path}: colour {colour} ({int(unknown.sum())} pixels) is not in "
-                                "the palette")
-        return classes[where]
-    if mode in _INDEX_MODES:
-        return pixels.astype(np.int64)
-    if pixels.ndim == 3 and (pixels[..., :3] == pixels[..., :1]).all():
-        return pixels[..., 0].astype(np.int64)  # grey saved as RGB(A)
-    if pixels.ndim == 3:
-        raise BadInputError(f"{path}: a colour ({mode}) mask needs palette= mapping colours to "
-                            "classes")
-    raise BadInputError(f"{path}: mode {mode} is not a class-index mask (use 8/16-bit integers)")
-
-
-def _read_pair(image_path: str, mask_path: str, size: tuple[int, int], palette: Palette | None,
-               num_classes: int | None, ignore_class: int | None
-               ) -> tuple[np.ndarray, np.ndarray] | tuple[str, str]:
-    """Pixels of a checked pair, or ``(bad path, reason)``."""
-    if not os.path.exists(mask_path):
-        return image_path, f"no mask (expected {mask_path})"
-    try:
-        image = load_image(image_path)
-    except BadInputError as error:
-        return image_path, str(error)[len(image_path) + 2:]
-    try:
-        mask = read_mask(mask_path, palette)
-    except BadInputError as error:
-        return mask_path, str(error)[len(mask_path) + 2:]
-    if image.shape[:2] != mask.shape:
-        return mask_path, (f"size {mask.shape[1]}x{mask.shape[0]} differs from its image "
-                           f"{image.shape[1]}x{image.shape[0]} ({image_path})")
-    valid = mask != ignore_class if ignore_class is not None else np.ones(mask.shape, bool)
-    limit = num_classes if num_classes is not None else 255
-    bad = valid & ((mask < 0) | (mask >= limit))
-    if bad.any():
-        return mask_path, (f"class index {int(mask[bad][0])} out of range (num_classes="
-                           f"{num_classes}, {int(bad.sum())} pixels)")
-    height, width = size
-    image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-    mask = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((width, height),
-                                                                      Image.NEAREST))
-    return image, mask
-
-
 # --------------------------------------------------------------------------- loaders
 
 
@@ -186,7 +97,7 @@ def _resolve_num_classes(num_classes: int | None, class_names: Sequence[str] | N
             raise BadInputError(f"num_classes={num_classes} but {len(class_names)} class_names.")
         return len(class_names)
     if num_classes is None and palette is not None:
-        ids = _palette_lookup(palette)[1]
+        ids = palette_lookup(palette)[1]
         return int(ids[ids != ignore_class].max()) + 1
     return num_classes
 
@@ -239,29 +150,9 @@ def segmentation_from_folders(
     if num_classes is not None and num_classes > 255:
         raise BadInputError(f"num_classes={num_classes}: masks are read as 8-bit class ids.")
     report = LoadReport(f"{image_root} + {mask_root}", strict=strict)
-    found, _ = list_image_files(image_root, IMAGE_EXTENSIONS)
-    relative = [p.relative_to(image_root) for p in found]
-    mask_paths = [str(mask_root / r.with_suffix(mask_suffix)) for r in relative]
-    expected = {os.path.normpath(p) for p in mask_paths}
-    orphans = [p for p in list_image_files(mask_root, (mask_suffix,))[0]
-               if os.path.normpath(str(p)) not in expected]
-    if orphans:
-        report.notes.append(f"{len(orphans)} mask(s) without an image ignored, e.g. {orphans[0]}")
-
-    def attempt(pair: tuple[str, str]):
-        return _read_pair(*pair, tuple(image_size), palette, num_classes, ignore_class)
-
-    pixels, labels = [], []
-    executor = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2))
-    try:  # results in input order, so strict mode raises on the first bad pair
-        for result in executor.map(attempt, zip(map(str, found), mask_paths)):
-            if isinstance(result[0], str):
-                report.skip(*result)
-            else:
-                pixels.append(result[0])
-                labels.append(result[1])
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    pairs = _paired_paths(image_root, mask_root, mask_suffix, report)
+    pixels, labels = _read_pairs(pairs, report, size=tuple(image_size), palette=palette,
+                                 num_classes=num_classes, ignore_class=ignore_class)
     if not pixels:
         first = "; ".join(f"{item}: {why}" for item, why in report.skipped[:3])
         raise BadInputError(f"{image_root}: no usable image/mask pair"
@@ -270,6 +161,42 @@ def segmentation_from_folders(
                      class_names=class_names, ignore_class=ignore_class, batch_size=batch_size,
                      validation_split=validation_split, test_split=test_split, seed=seed,
                      augment=augment, verbose=verbose)
+
+
+def _paired_paths(image_root: Path, mask_root: Path, mask_suffix: str,
+                  report: LoadReport) -> list[tuple[str, str]]:
+    """``(image, expected mask)`` paths, sub-folders kept; masks without an image are noted."""
+    found, _ = list_image_files(image_root, IMAGE_EXTENSIONS)
+    relative = [p.relative_to(image_root) for p in found]
+    mask_paths = [str(mask_root / r.with_suffix(mask_suffix)) for r in relative]
+    expected = {os.path.normpath(p) for p in mask_paths}
+    orphans = [p for p in list_image_files(mask_root, (mask_suffix,))[0]
+               if os.path.normpath(str(p)) not in expected]
+    if orphans:
+        report.notes.append(f"{len(orphans)} mask(s) without an image ignored, e.g. {orphans[0]}")
+    return list(zip(map(str, found), mask_paths))
+
+
+def _read_pairs(pairs: list[tuple[str, str]], report: LoadReport, *, size: tuple[int, int],
+                palette: Palette | None, num_classes: int | None, ignore_class: int | None
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The images and masks of the good pairs (`read_pair`, in threads); the bad ones are
+    skipped in `report`."""
+    def attempt(pair: tuple[str, str]):
+        return read_pair(*pair, size, palette, num_classes, ignore_class)
+
+    pixels, labels = [], []
+    executor = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2))
+    try:  # results in input order, so strict mode raises on the first bad pair
+        for result in executor.map(attempt, pairs):
+            if isinstance(result[0], str):
+                report.skip(*result)
+            else:
+                pixels.append(result[0])
+                labels.append(result[1])
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return pixels, labels
 
 
 def segmentation_from_arrays(

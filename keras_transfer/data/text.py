@@ -57,24 +57,9 @@ def text_from_csv(
     rows = read_rows(
         path, [*columns, label_column], delimiter=delimiter, encoding_errors=encoding_errors
     )
-    texts: list[tuple[str, ...]] = []
-    raw_labels, wheres = [], []
-    for row in rows:
-        if row.problem:
-            report.skip(row.where, row.problem)
-            continue
-        values = tuple(_text(row.values.get(column)) for column in columns)
-        empty = [column for column, value in zip(columns, values) if not value]
-        if empty:
-            report.skip(row.where, f"empty {empty[0]!r}")
-            continue
-        texts.append(values)
-        raw_labels.append(
-            parse_label_cell(
-                row.values.get(label_column), multi_label=multi_label, separator=label_separator
-            )
-        )
-        wheres.append(row.where)
+    texts, raw_labels, wheres = _texts_and_labels(
+        rows, columns, label_column, multi_label=multi_label, separator=label_separator,
+        report=report)
     labels, names, kept = encode_labels(
         raw_labels, wheres, class_names=class_names, multi_label=multi_label, report=report
     )
@@ -123,6 +108,32 @@ def text_from_jsonl(path: str | os.PathLike, *args: Any, **kwargs: Any) -> TextD
     ('string', 'int32', ['0', '1'])
     """
     return text_from_csv(path, *args, **kwargs)
+
+
+def _texts_and_labels(rows, columns: tuple[str, ...], label_column: str, *, multi_label: bool,
+                      separator: str, report: LoadReport
+                      ) -> tuple[list[tuple[str, ...]], list[list[str]], list[str]]:
+    """The rows' texts, parsed label cells and ``file:line``; unreadable rows and rows with an
+    empty text are skipped in `report`."""
+    texts: list[tuple[str, ...]] = []
+    raw_labels, wheres = [], []
+    for row in rows:
+        if row.problem:
+            report.skip(row.where, row.problem)
+            continue
+        values = tuple(_text(row.values.get(column)) for column in columns)
+        empty = [column for column, value in zip(columns, values) if not value]
+        if empty:
+            report.skip(row.where, f"empty {empty[0]!r}")
+            continue
+        texts.append(values)
+        raw_labels.append(
+            parse_label_cell(
+                row.values.get(label_column), multi_label=multi_label, separator=separator
+            )
+        )
+        wheres.append(row.where)
+    return texts, raw_labels, wheres
 
 
 def _text(value: Any) -> str:

@@ -195,70 +195,15 @@ def _from_builder(
     tfds, builder, options, image_key, label_key, validation_split, test_split, verbose
 ) -> ImageDataset:
     info = builder.info
-    label_feature = info.features[label_key] if label_key in info.features else None
-    if not isinstance(label_feature, tfds.features.ClassLabel):
-        raise BadInputError(
-            f"TFDS dataset {info.name!r}: {label_key!r} is not a ClassLabel feature "
-            f"(features: {list(info.features.keys())}); pass label_key=..."
-        )
-    if image_key not in info.features:
-        raise BadInputError(
-            f"TFDS dataset {info.name!r} has no {image_key!r} feature; pass image_key=..."
-        )
-    class_names = list(label_feature.names)
-    require_two_classes(class_names, f"tfds:{info.name}")
-    available = set(info.splits.keys())
-    if "train" not in available:
-        raise BadInputError(
-            f"TFDS dataset {info.name!r} has no 'train' split (has {sorted(available)})."
-        )
-
-    def labels_of(split: str) -> np.ndarray:
-        # Labels only: images are left encoded, so this pass is cheap.
-        ds = builder.as_dataset(
-            split=split, shuffle_files=False, decoders={image_key: tfds.decode.SkipDecoding()}
-        )
-        batches = ds.map(lambda ex: ex[label_key]).batch(4096).as_numpy_iterator()
-        return np.concatenate(list(batches) or [np.zeros(0, np.int64)]).astype(np.int64)
-
-    def examples(split: str) -> tf.data.Dataset:
-        ds = builder.as_dataset(split=split, shuffle_files=False)
-        return ds.map(
-            lambda ex: (ex[image_key], ex[label_key]), num_parallel_calls=tf.data.AUTOTUNE
-        )
-
-    train_labels = labels_of("train")
-    carve = split_indices(
-        train_labels.tolist(),
-        validation_split=0.0 if "validation" in available else validation_split,
-        test_split=0.0 if "test" in available else test_split,
-        seed=options.seed,
-    )
-    sources, counts, all_labels = {}, {}, []
-    for part in ("train", "validation", "test"):
-        if part in carve:
-            mask = np.zeros(len(train_labels), bool)
-            mask[carve[part]] = True
-            flags = tf.constant(mask)
-            sources[part] = (
-                examples("train")
-                .enumerate()
-                .filter(lambda i, _, flags=flags: tf.gather(flags, i))
-                .map(lambda _, ex: ex)
-            )
-            part_labels = train_labels[carve[part]]
-        elif part in available and part != "train":
-            sources[part] = examples(part)
-            part_labels = labels_of(part)
-        else:
-            continue
-        counts[part] = len(part_labels)
-        all_labels.append(part_labels)
+    class_names = _class_names(tfds, info, image_key, label_key)
+    sources, labels = _split_sources(tfds, builder, image_key, label_key, validation_split,
+                                     test_split, options.seed)
+    counts = {part: len(part_labels) for part, part_labels in labels.items()}
     report = LoadReport(f"tfds:{info.name}")
-    labels = np.concatenate(all_labels)
     offsets = np.cumsum([0] + list(counts.values()))
     parts = {p: np.arange(offsets[i], offsets[i + 1]) for i, p in enumerate(counts)}
-    class_weights = record_splits(report, labels, parts, class_names)
+    class_weights = record_splits(report, np.concatenate(list(labels.values())), parts,
+                                  class_names)
     label_format = options.label_format(multi_label=False)
     splits = {
         part: image_pipeline(
@@ -283,6 +228,79 @@ def _from_builder(
         class_weights=class_weights,
         image_size=tuple(options.image_size),
         label_format=label_format,
+    )
+
+
+def _class_names(tfds, info, image_key: str, label_key: str) -> list[str]:
+    """The ClassLabel feature's names, once the features and a 'train' split are checked."""
+    label_feature = info.features[label_key] if label_key in info.features else None
+    if not isinstance(label_feature, tfds.features.ClassLabel):
+        raise BadInputError(
+            f"TFDS dataset {info.name!r}: {label_key!r} is not a ClassLabel feature "
+            f"(features: {list(info.features.keys())}); pass label_key=..."
+        )
+    if image_key not in info.features:
+        raise BadInputError(
+            f"TFDS dataset {info.name!r} has no {image_key!r} feature; pass image_key=..."
+        )
+    class_names = list(label_feature.names)
+    require_two_classes(class_names, f"tfds:{info.name}")
+    available = set(info.splits.keys())
+    if "train" not in available:
+        raise BadInputError(
+            f"TFDS dataset {info.name!r} has no 'train' split (has {sorted(available)})."
+        )
+    return class_names
+
+
+def _split_sources(tfds, builder, image_key: str, label_key: str, validation_split: float,
+                   test_split: float, seed: int
+                   ) -> tuple[dict[str, tf.data.Dataset], dict[str, np.ndarray]]:
+    """``(image, label)`` examples and labels per split, in train/validation/test order: the
+    dataset's own splits, and those it lacks carved out of 'train' (stratified, seeded)."""
+    available = set(builder.info.splits.keys())
+
+    def labels_of(split: str) -> np.ndarray:
+        # Labels only: images are left encoded, so this pass is cheap.
+        ds = builder.as_dataset(
+            split=split, shuffle_files=False, decoders={image_key: tfds.decode.SkipDecoding()}
+        )
+        batches = ds.map(lambda ex: ex[label_key]).batch(4096).as_numpy_iterator()
+        return np.concatenate(list(batches) or [np.zeros(0, np.int64)]).astype(np.int64)
+
+    def examples(split: str) -> tf.data.Dataset:
+        ds = builder.as_dataset(split=split, shuffle_files=False)
+        return ds.map(
+            lambda ex: (ex[image_key], ex[label_key]), num_parallel_calls=tf.data.AUTOTUNE
+        )
+
+    train_labels = labels_of("train")
+    carve = split_indices(
+        train_labels.tolist(),
+        validation_split=0.0 if "validation" in available else validation_split,
+        test_split=0.0 if "test" in available else test_split,
+        seed=seed,
+    )
+    sources, labels = {}, {}
+    for part in ("train", "validation", "test"):
+        if part in carve:
+            sources[part] = _carved(examples("train"), carve[part], len(train_labels))
+            labels[part] = train_labels[carve[part]]
+        elif part in available and part != "train":
+            sources[part] = examples(part)
+            labels[part] = labels_of(part)
+    return sources, labels
+
+
+def _carved(examples: tf.data.Dataset, indices: np.ndarray, total: int) -> tf.data.Dataset:
+    """The examples at `indices` of a split of `total` examples, in order."""
+    mask = np.zeros(total, bool)
+    mask[indices] = True
+    flags = tf.constant(mask)
+    return (
+        examples.enumerate()
+        .filter(lambda i, _, flags=flags: tf.gather(flags, i))
+        .map(lambda _, ex: ex)
     )
 
 

@@ -21,6 +21,7 @@ its detections (decoded on the host and from the graph's NMS), else nothing is w
 ``require_parity=False``); a quantized file's agreement is recorded, not enforced.
 ``metadata.json`` has the schema every task's export shares (`keras_transfer.export.schema`)
 and records the size and sha256 of every file (``checksums``), checked before a file is run.
+What parity means for detections is `keras_transfer.detection.parity`'s.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from keras_transfer.detection.decode import (
     NMS_DEFAULTS,
     BoxDecoder,
     box_decoder,
-    decode_detections,
-    detections_from_outputs,
     graph_detections,
+)
+from keras_transfer.detection.parity import (  # noqa: F401 - compare_detections: its old home
+    compare_detections,
+    parity_record,
 )
 from keras_transfer.errors import BadInputError
 from keras_transfer.export import schema
@@ -255,12 +258,12 @@ def _verification(model, folder: Path, files: dict[str, dict], images: np.ndarra
         from keras_transfer.export.runner import load_runner
 
         saved = load_runner(folder / schema.SAVED_MODEL_DIR)
-        result["saved_model"] = _parity(model, saved(images), images, tolerance=tolerance,
-                                        nms=nms)
+        result["saved_model"] = parity_record(model, saved(images), images,
+                                              tolerance=tolerance, nms=nms)
     for name, entry in files.items():
         if entry["format"] == "tflite":
-            record = _parity(model, run_tflite(folder / name, images), images,
-                             tolerance=tolerance, nms=nms)
+            record = parity_record(model, run_tflite(folder / name, images), images,
+                                   tolerance=tolerance, nms=nms)
             result["tflite"][name] = {"quantization": entry["quantization"], **record}
     problems = [f"saved_model/: {p}" for p in result.get("saved_model", {}).get("problems", [])]
     if "model.tflite" in result["tflite"]:
@@ -290,112 +293,8 @@ def verify_tflite(
     >>> # verify_tflite(detector, "export/model.tflite", images)["detections_equal"]  ->  True
     """
     images = np.asarray(images, np.float32)
-    result = _parity(model, run_tflite(tflite_path, images), images, tolerance=tolerance,
-                     score_threshold=score_threshold)
+    result = parity_record(model, run_tflite(tflite_path, images), images,
+                           tolerance=tolerance, score_threshold=score_threshold)
     if "problems" in result:
         fail_or_warn(tflite_path, len(images), result["problems"], require_parity)
     return result
-
-
-def _parity(model: keras.Model, outputs: dict[str, np.ndarray], images: np.ndarray, *,
-            tolerance: float, score_threshold: float = 0.05,
-            nms: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One file's record against Keras: raw outputs, their host decoding and, when the file
-    has them, the graph's detections; ``"problems"`` lists what differs (absent when nothing)."""
-    reference = {k: keras.ops.convert_to_numpy(v) for k, v in model(images, training=False).items()}
-    missing = sorted(set(reference) - set(outputs))
-    if missing:
-        raise BadInputError(f"exported outputs {sorted(outputs)} lack Keras's {missing}.")
-    diffs = {k: float(np.abs(outputs[k] - reference[k]).max()) for k in reference}
-    scale = {k: float(np.abs(reference[k]).max()) or 1.0 for k in reference}
-    allowed = {k: tolerance * max(1.0, scale[k]) for k in reference}
-    problems = [f"raw output {k!r} differs by {d:.3g} (tolerance {allowed[k]:.3g})"
-                for k, d in diffs.items() if not d <= allowed[k]]
-    decoder = box_decoder(model)
-    theirs = decode_detections(decoder, reference, score_threshold=score_threshold)
-    ours = decode_detections(decoder, {k: outputs[k] for k in reference},
-                             score_threshold=score_threshold)
-    detection_problems = compare_detections(theirs, ours, score_threshold=score_threshold)
-    result = {"images": len(images), "max_abs_diff": diffs,
-              "detections_equal": not detection_problems}
-    problems += detection_problems
-    if nms is not None and "num_detections" in outputs:
-        expected = decode_detections(decoder, reference, **nms)
-        graph_problems = compare_detections(
-            expected, detections_from_outputs(outputs), score_threshold=nms["score_threshold"],
-            max_detections=nms["max_detections"])
-        result["graph_detections_equal"] = not graph_problems
-        problems += [f"graph NMS: {p}" for p in graph_problems]
-    result["parity"] = not problems
-    if problems:
-        result["problems"] = problems
-    return result
-
-
-def compare_detections(
-    reference: Sequence[dict[str, np.ndarray]],
-    candidate: Sequence[dict[str, np.ndarray]],
-    *,
-    score_threshold: float = 0.05,
-    max_detections: int = 100,
-    score_margin: float = 1e-3,
-    box_tolerance: float = 0.5,
-) -> list[str]:
-    """What differs between two runtimes' detections of the same images (empty: equal).
-
-    Each detection must have one of the same class in the other list with every box coordinate
-    within `box_tolerance` pixels and the score within `score_margin`. A detection without a
-    counterpart is a difference only if its score is `score_margin` above where the other list
-    stops (`score_threshold`, or its lowest score when it holds `max_detections`): float noise
-    moves scores that sit right at the cut across it, and that is not a difference. The default
-    margins are far above the noise of two float32 runtimes (scores differ by ~1e-6) and far
-    below a real difference; comparing lists position by position, as before, failed on
-    detections swapping places or crossing the threshold by 1e-6.
-
-    Example:
-    >>> a = [{"boxes": np.array([[0, 0, 10, 10], [5, 5, 9, 9]], np.float32),
-    ...       "scores": np.array([0.9, 0.0505]), "classes": np.array([1, 0])}]
-    >>> b = [{"boxes": np.array([[0, 0, 10.001, 10]], np.float32),
-    ...       "scores": np.array([0.9]), "classes": np.array([1])}]
-    >>> compare_detections(a, b)   # the 0.0505 one sits at the 0.05 threshold: noise
-    []
-    >>> compare_detections(a, [{**b[0], "classes": np.array([0])}])
-    ['image 0: 2 Keras vs 1 TFLite detections, 1 only in Keras (best score 0.90), 1 only in ...']
-    """
-    problems = []
-    for index, (ref, cand) in enumerate(zip(reference, candidate)):
-        cut_ref = _cutoff(ref["scores"], score_threshold, max_detections)
-        cut_cand = _cutoff(cand["scores"], score_threshold, max_detections)
-        unmatched = list(range(len(cand["scores"])))
-        only_ref, box_diff, score_diff = [], 0.0, 0.0
-        for i in np.argsort(-np.asarray(ref["scores"]), kind="stable"):
-            same = [j for j in unmatched if cand["classes"][j] == ref["classes"][i]]
-            gaps = [float(np.abs(cand["boxes"][j] - ref["boxes"][i]).max()) for j in same]
-            if gaps and min(gaps) <= box_tolerance:
-                j = same[int(np.argmin(gaps))]
-                unmatched.remove(j)
-                box_diff = max(box_diff, min(gaps))
-                score_diff = max(score_diff, abs(float(cand["scores"][j] - ref["scores"][i])))
-            elif ref["scores"][i] >= cut_cand + score_margin:
-                only_ref.append(float(ref["scores"][i]))
-        only_cand = [float(cand["scores"][j]) for j in unmatched
-                     if cand["scores"][j] >= cut_ref + score_margin]
-        if only_ref or only_cand or score_diff > score_margin:
-            parts = [f"{len(ref['scores'])} Keras vs {len(cand['scores'])} TFLite detections"]
-            if only_ref:
-                parts.append(f"{len(only_ref)} only in Keras (best score {max(only_ref):.2f})")
-            if only_cand:
-                parts.append(f"{len(only_cand)} only in TFLite (best score {max(only_cand):.2f})")
-            if score_diff > score_margin:
-                parts.append(f"scores differ by up to {score_diff:.3f}")
-            if box_diff:
-                parts.append(f"boxes by up to {box_diff:.2f} px")
-            problems.append(f"image {index}: " + ", ".join(parts))
-    return problems
-
-
-def _cutoff(scores: np.ndarray, threshold: float, max_detections: int) -> float:
-    """The lowest score a list of detections could have kept."""
-    if len(scores) >= max_detections:
-        return max(threshold, float(np.min(scores)))
-    return threshold

@@ -190,20 +190,28 @@ def collect_samples(
         return to_image_batch(data, size, what=what)[:limit], None
     if hasattr(data, "numpy") and not hasattr(data, "as_numpy_iterator"):  # a tf / keras tensor
         return to_image_batch(np.asarray(data)[:limit], size, what=what), None
+    return _gather(_elements(data, limit, what), limit, size, what)
 
-    elements: Iterable[Any]
+
+def _elements(data: Any, limit: int, what: str) -> Iterable[Any]:
+    """The elements of a dataset (its first `limit`), a keras `PyDataset` or an iterable."""
     if hasattr(data, "as_numpy_iterator"):
-        elements = data.take(limit).as_numpy_iterator()
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, list):
-        elements = (data[i] for i in range(len(data)))  # keras.utils.PyDataset and friends
-    else:
-        try:
-            elements = iter(data)
-        except TypeError:
-            raise BadInputError(
-                f"{what}: expected an array, (images, labels), file paths, a tf.data.Dataset or an "
-                f"iterable of images, got {type(data).__name__}."
-            ) from None
+        return data.take(limit).as_numpy_iterator()
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, list):
+        return (data[i] for i in range(len(data)))  # keras.utils.PyDataset and friends
+    try:
+        return iter(data)
+    except TypeError:
+        raise BadInputError(
+            f"{what}: expected an array, (images, labels), file paths, a tf.data.Dataset or an "
+            f"iterable of images, got {type(data).__name__}."
+        ) from None
+
+
+def _gather(elements: Iterable[Any], limit: int, size: tuple[int, int] | None,
+            what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first `limit` images of the elements (single images or batches), and their labels
+    when every element has some."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     count = 0

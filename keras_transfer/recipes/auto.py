@@ -144,6 +144,7 @@ def auto_fine_tune(
         raise ValueError("auto_fine_tune needs a time_budget (seconds) or a number of epochs.")
     started = time.perf_counter()
     say = (lambda text: None) if verbose == 0 else (lambda text: print(text, flush=True))
+    # 1. The head, to convergence on cached features.
     head = train_head(model, data.train, data.validation, imbalance=imbalance,
                       label_smoothing=label_smoothing, learning_rate=learning_rate,
                       weight_decay=weight_decay,
@@ -152,41 +153,24 @@ def auto_fine_tune(
         f"feature pass; imbalance → {head.reason}")
     if after_head is not None:
         after_head(model)
-    recorded = _recorded_plan(run_dir)
-    if recorded is not None:  # resuming: the interrupted run's choices, not new measurements
-        symmetries, augment_record, plan = recorded
-        say("      resuming: the interrupted run's augmentation and plan are reused")
-    else:
-        symmetries, augment_record = decide_symmetries(
-            augment, declared=getattr(data, "symmetries", None), model=model,
-            validation=data.validation)
-        rate = _forward_rate(data, head.feature_seconds)
-        remaining = (float("inf") if time_budget is None else
-                     time_budget - (time.perf_counter() - started) - reserve)
-        plan = _plan(model, data, remaining, rate, unfreeze_blocks, epochs)
-        _record_plan(run_dir, symmetries, augment_record, plan)
-    say(f"      augmentation: {_describe(symmetries)} ({augment_record['source']}: "
-        f"{augment_record['reason']})")
-    say(f"      plan: {plan.epochs} epochs, "
-        f"{'all' if plan.unfreeze_blocks is None else plan.unfreeze_blocks} blocks unfrozen, "
-        f"~{plan.seconds_per_epoch:.0f} s/epoch, {_budget_text(plan.budget_s)} ({plan.reason})")
-    train = data.train
-    if symmetries:
-        augmenter = RandomSymmetry(symmetries, seed=seed)
-        train = train.map(lambda x, y: (augmenter(x, training=True), y),
-                          num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    fixed_epochs = epochs is not None
+    # 2 and 3. The symmetries and the plan (those of an interrupted run when resuming).
+    symmetries, augment_record, plan = _symmetries_and_plan(
+        model, data, head, augment=augment, run_dir=run_dir, say=say,
+        remaining=lambda: (float("inf") if time_budget is None else
+                           time_budget - (time.perf_counter() - started) - reserve),
+        unfreeze_blocks=unfreeze_blocks, epochs=epochs)
+    # 4. Fine-tuning, kept only if it beats the frozen-features model on validation.
+    train = _augmented(data.train, symmetries, seed)
     head_weights = model.get_weights()  # the frozen-features model, if fine-tuning does worse
     stage2_started = time.perf_counter()
     stage2 = fine_tune(
         model, train, data.validation, head_epochs=0,
-        epochs=plan.epochs if fixed_epochs else _ceiling(plan.epochs),
+        epochs=plan.epochs if epochs is not None else _ceiling(plan.epochs),
         unfreeze_blocks=plan.unfreeze_blocks, fine_tune_learning_rate=fine_tune_learning_rate,
         discriminative=block_decay,
         loss=head.option.loss(label_smoothing), weight_decay=weight_decay,
-        warmup_epochs=min(1.0, plan.epochs / 10), time_budget=None if fixed_epochs else
+        warmup_epochs=min(1.0, plan.epochs / 10), time_budget=None if epochs is not None else
         max(plan.budget_s, 1.0), run_dir=run_dir, verbose=verbose)
-    history = RecipeHistory(head.history.stages + stage2.stages)
     spent = {"seconds": round(time.perf_counter() - stage2_started, 1), **(stage2.budget or {})}
     say(f"      fine-tuning: {len(stage2.series('loss'))} epochs in {spent['seconds']:.0f} s "
         f"({_budget_text(plan.budget_s)})")
@@ -199,15 +183,51 @@ def auto_fine_tune(
             "none: the kept frozen-features head was trained on unaugmented features")}
         say(f"      test-time augmentation: {augment_record['tta_reason']}")
         symmetries = ()
+    plan_record = {**plan.as_dict(), "measured": spent,
+                   # What `unfreeze(last=...)` needs to repeat it (None = all of them).
+                   "blocks_unfrozen": (len(blocks_of(model)) if plan.unfreeze_blocks is None
+                                       else plan.unfreeze_blocks),
+                   "peak_learning_rate": fine_tune_learning_rate, "block_decay": block_decay,
+                   "epochs_run": len(stage2.series("loss"))}
     decisions = {"head": head.as_dict(), "augment": augment_record, "fine_tune": kept,
-                 "plan": {**plan.as_dict(), "measured": spent,
-                          # What `unfreeze(last=...)` needs to repeat it (None = all of them).
-                          "blocks_unfrozen": (len(blocks_of(model)) if plan.unfreeze_blocks
-                                              is None else plan.unfreeze_blocks),
-                          "peak_learning_rate": fine_tune_learning_rate,
-                          "block_decay": block_decay,
-                          "epochs_run": len(stage2.series("loss"))}}
-    return AutoResult(history, symmetries, decisions)
+                 "plan": plan_record}
+    return AutoResult(RecipeHistory(head.history.stages + stage2.stages), symmetries, decisions)
+
+
+def _symmetries_and_plan(model: keras.Model, data: Any, head, *, augment: str | Sequence[str],
+                         run_dir: str | Path | None, say: Callable[[str], None],
+                         remaining: Callable[[], float], unfreeze_blocks: int | None | str,
+                         epochs: int | None) -> tuple[tuple[str, ...], dict, FineTunePlan]:
+    """Steps 2 and 3: the symmetries to augment with and the fine-tuning plan for the budget
+    `remaining()` leaves once they are known; recorded in `run_dir`, or read back from it when
+    an interrupted run resumes (its choices, not new measurements, so its backup fits)."""
+    recorded = _recorded_plan(run_dir)
+    if recorded is not None:
+        symmetries, augment_record, plan = recorded
+        say("      resuming: the interrupted run's augmentation and plan are reused")
+    else:
+        symmetries, augment_record = decide_symmetries(
+            augment, declared=getattr(data, "symmetries", None), model=model,
+            validation=data.validation)
+        rate = _forward_rate(data, head.feature_seconds)
+        plan = _plan(model, data, remaining(), rate, unfreeze_blocks, epochs)
+        _record_plan(run_dir, symmetries, augment_record, plan)
+    say(f"      augmentation: {_describe(symmetries)} ({augment_record['source']}: "
+        f"{augment_record['reason']})")
+    say(f"      plan: {plan.epochs} epochs, "
+        f"{'all' if plan.unfreeze_blocks is None else plan.unfreeze_blocks} blocks unfrozen, "
+        f"~{plan.seconds_per_epoch:.0f} s/epoch, {_budget_text(plan.budget_s)} ({plan.reason})")
+    return symmetries, augment_record, plan
+
+
+def _augmented(train: tf.data.Dataset, symmetries: Sequence[str],
+               seed: int | None) -> tf.data.Dataset:
+    """The training split with the kept symmetries as random augmentation (none: as it is)."""
+    if not symmetries:
+        return train
+    augmenter = RandomSymmetry(symmetries, seed=seed)
+    return train.map(lambda x, y: (augmenter(x, training=True), y),
+                     num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _keep_the_better(model: keras.Model, head_weights: list, head, validation) -> dict:

@@ -228,45 +228,18 @@ def fine_tune(
                   "no head stage, fine-tuning starts at once.", flush=True)
             head_epochs = 0
         if head_epochs:
-            if head_on_cached_features:
-                stage1 = feature_extraction(
-                    net, train, validation, epochs=head_epochs, learning_rate=learning_rate,
-                    class_weight=class_weight, loss=loss, weight_decay=weight_decay,
-                    verbose=verbose, strategy=strategy)
-                result.add("head", stage1.stages[0][1])
-            else:
-                freeze(net)
-                _recompile(net, learning_rate, loss=loss, weight_decay=weight_decay)
-                result.add("head", net.fit(train, validation_data=validation,
-                                           epochs=head_epochs, class_weight=class_weight,
-                                           verbose=verbose))
+            result.add("head", _head_stage(
+                net, train, validation, epochs=head_epochs, learning_rate=learning_rate,
+                on_cached_features=head_on_cached_features, class_weight=class_weight,
+                loss=loss, weight_decay=weight_decay, verbose=verbose, strategy=strategy))
         if epochs:
-            unfreeze(net, last=unfreeze_blocks, train_batchnorm=train_batchnorm)
-            steps = _steps_per_epoch(train)
-            schedule = _stage2_schedule(fine_tune_learning_rate, steps, epochs, warmup_epochs,
-                                        budgeted=time_budget is not None)
-            _recompile(net, schedule, discriminative, loss=loss, weight_decay=weight_decay)
-            if callbacks is None:
-                callbacks = default_callbacks(
-                    run_dir, monitor="val_loss" if validation is not None else "loss",
-                    strategy=strategy, settings={  # what a resumed stage must share
-                        "epochs": epochs, "unfreeze_blocks": unfreeze_blocks,
-                        "learning_rate": fine_tune_learning_rate,
-                        "discriminative": discriminative, "weight_decay": weight_decay})
-            extra: list[keras.callbacks.Callback] = [EpochTimer()]
-            budget = None
-            if time_budget is not None:
-                budget = TimeBudget(time_budget, steps_per_epoch=steps or 1,
-                                    schedule=schedule if isinstance(schedule, WarmupCosine)
-                                    else None)
-                extra.append(budget)
-            if gradual_unfreezing:
-                extra.append(GradualUnfreezing(every=gradual_unfreezing, start=0,
-                                               max_blocks=unfreeze_blocks,
-                                               train_batchnorm=train_batchnorm))
-            history = net.fit(train, validation_data=validation, epochs=epochs,
-                              class_weight=class_weight, callbacks=[*extra, *callbacks],
-                              verbose=verbose)
+            history, budget = _fine_tune_stage(
+                net, train, validation, epochs=epochs, unfreeze_blocks=unfreeze_blocks,
+                learning_rate=fine_tune_learning_rate, train_batchnorm=train_batchnorm,
+                class_weight=class_weight, discriminative=discriminative,
+                gradual_unfreezing=gradual_unfreezing, loss=loss, weight_decay=weight_decay,
+                warmup_epochs=warmup_epochs, time_budget=time_budget, run_dir=run_dir,
+                callbacks=callbacks, verbose=verbose, strategy=strategy)
             result.add("fine_tune", history)
             if budget is not None:
                 result.budget = budget.record
@@ -274,6 +247,59 @@ def fine_tune(
         _recompile(model, fine_tune_learning_rate if epochs else learning_rate,
                    discriminative if epochs else None, loss=loss, weight_decay=weight_decay)
     return result
+
+
+def _head_stage(net: keras.Model, train: tf.data.Dataset, validation: tf.data.Dataset | None,
+                *, epochs: int, learning_rate: float, on_cached_features: bool,
+                class_weight: dict | None, loss, weight_decay: float, verbose: int | str,
+                strategy) -> keras.callbacks.History | dict:
+    """Stage 1: the head on a frozen backbone, on cached features or on the images."""
+    if on_cached_features:
+        stage = feature_extraction(
+            net, train, validation, epochs=epochs, learning_rate=learning_rate,
+            class_weight=class_weight, loss=loss, weight_decay=weight_decay, verbose=verbose,
+            strategy=strategy)
+        return stage.stages[0][1]
+    freeze(net)
+    _recompile(net, learning_rate, loss=loss, weight_decay=weight_decay)
+    return net.fit(train, validation_data=validation, epochs=epochs, class_weight=class_weight,
+                   verbose=verbose)
+
+
+def _fine_tune_stage(net: keras.Model, train: tf.data.Dataset,
+                     validation: tf.data.Dataset | None, *, epochs: int,
+                     unfreeze_blocks: int | None, learning_rate: float, train_batchnorm: bool,
+                     class_weight: dict | None, discriminative, gradual_unfreezing: int | None,
+                     loss, weight_decay: float, warmup_epochs: float, time_budget: float | None,
+                     run_dir, callbacks, verbose: int | str, strategy
+                     ) -> tuple[keras.callbacks.History, TimeBudget | None]:
+    """Stage 2: the last blocks unfrozen and trained with the head under the cosine schedule
+    (stretched to `time_budget` when given); returns the history and the `TimeBudget`."""
+    unfreeze(net, last=unfreeze_blocks, train_batchnorm=train_batchnorm)
+    steps = _steps_per_epoch(train)
+    schedule = _stage2_schedule(learning_rate, steps, epochs, warmup_epochs,
+                                budgeted=time_budget is not None)
+    _recompile(net, schedule, discriminative, loss=loss, weight_decay=weight_decay)
+    if callbacks is None:
+        callbacks = default_callbacks(
+            run_dir, monitor="val_loss" if validation is not None else "loss",
+            strategy=strategy, settings={  # what a resumed stage must share
+                "epochs": epochs, "unfreeze_blocks": unfreeze_blocks,
+                "learning_rate": learning_rate,
+                "discriminative": discriminative, "weight_decay": weight_decay})
+    extra: list[keras.callbacks.Callback] = [EpochTimer()]
+    budget = None
+    if time_budget is not None:
+        budget = TimeBudget(time_budget, steps_per_epoch=steps or 1,
+                            schedule=schedule if isinstance(schedule, WarmupCosine) else None)
+        extra.append(budget)
+    if gradual_unfreezing:
+        extra.append(GradualUnfreezing(every=gradual_unfreezing, start=0,
+                                       max_blocks=unfreeze_blocks,
+                                       train_batchnorm=train_batchnorm))
+    history = net.fit(train, validation_data=validation, epochs=epochs,
+                      class_weight=class_weight, callbacks=[*extra, *callbacks], verbose=verbose)
+    return history, budget
 
 
 def _stage2_schedule(peak: float, steps: int | None, epochs: int, warmup_epochs: float,

@@ -124,7 +124,8 @@ def check_text_arguments(*, weights, sequence_length, dropout, trainable_blocks,
 
 def _freeze_unused_pooler(model: keras.Model, pooling: str) -> None:
     # A pooler dense layer the head does not read would get no gradient (and a warning per step).
-    from keras_transfer.backbones.blocks import blocks_of, set_trainable
+    from keras_transfer.backbones.blocks import blocks_of
+    from keras_transfer.backbones.freezing import set_trainable
 
     if pooling != "pooler" and "pooler" in [block.name for block in blocks_of(model)]:
         set_trainable(model, {"pooler": False})
@@ -194,34 +195,17 @@ def build_text_classifier(
     >>> model.predict(tf.constant(["a great film", "an awful day"]), verbose=0).shape
     (2, 3)
     """
-    check_choice("task", task, TASKS)
-    num_classes = check_num_classes(num_classes)
-    if pooling is not None:
-        check_choice("pooling", pooling, POOLINGS)
-    check_hidden_units(hidden_units)
-    check_text_arguments(weights=weights, sequence_length=sequence_length, dropout=dropout,
-                         trainable_blocks=trainable_blocks, lora_rank=lora_rank)
+    num_classes = _check_classifier_arguments(
+        num_classes, task=task, pooling=pooling, hidden_units=hidden_units, weights=weights,
+        sequence_length=sequence_length, dropout=dropout, trainable_blocks=trainable_blocks,
+        lora_rank=lora_rank)
     names = ["text_a", "text_b"] if pairs else ["text"]
     inputs, tokens, _, outputs, family = text_trunk(
         backbone, input_names=names, sequence_length=sequence_length, weights=weights)
     pooling = pooling or family.pooling
-    if pooling == "pooler":
-        if not (isinstance(outputs, dict) and "pooled_output" in outputs):
-            raise BadInputError(f"pooling='pooler': {family.name} has no pooler; use 'cls', "
-                                "'mean' or 'last'.")
-        x = outputs["pooled_output"]
-    else:
-        x = SequencePooling(pooling, name="pool")(sequence_output(outputs),
-                                                  tokens["padding_mask"])
-    for i, units in enumerate(hidden_units, start=1):
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"hidden{i}_dropout")(x)
-        x = keras.layers.Dense(units, activation="gelu", name=f"hidden{i}")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    activation, _, _ = TASKS[task]
-    predictions = keras.layers.Dense(num_classes, activation=activation, dtype="float32",
-                                     name="predictions")(x)
+    x = _pooled(outputs, tokens["padding_mask"], pooling, family.name)
+    predictions = _classification_head(x, num_classes, task=task, hidden_units=hidden_units,
+                                       dropout=dropout)
     model = TaskModel(inputs if pairs else inputs[0], predictions,
                       name=f"{family.name}_{task}_text_classifier", task="text_classification",
                       task_config={"head": task, "pairs": pairs})
@@ -236,6 +220,43 @@ def build_text_classifier(
         compile_text_model(model, "text_classification", learning_rate,
                            layer_decay=layer_decay, lora_rank=lora_rank)
     return model
+
+
+def _check_classifier_arguments(num_classes: int, *, task: str, pooling: str | None,
+                                hidden_units: Sequence[int], **text_arguments) -> int:
+    """Every check of `build_text_classifier`, before anything loads; the class count."""
+    check_choice("task", task, TASKS)
+    num_classes = check_num_classes(num_classes)
+    if pooling is not None:
+        check_choice("pooling", pooling, POOLINGS)
+    check_hidden_units(hidden_units)
+    check_text_arguments(**text_arguments)
+    return num_classes
+
+
+def _pooled(outputs, padding_mask, pooling: str, family: str):
+    """One vector per text: the backbone's pooler output, or its token outputs pooled."""
+    if pooling != "pooler":
+        return SequencePooling(pooling, name="pool")(sequence_output(outputs), padding_mask)
+    if not (isinstance(outputs, dict) and "pooled_output" in outputs):
+        raise BadInputError(f"pooling='pooler': {family} has no pooler; use 'cls', "
+                            "'mean' or 'last'.")
+    return outputs["pooled_output"]
+
+
+def _classification_head(x, num_classes: int, *, task: str, hidden_units: Sequence[int],
+                         dropout: float):
+    """Optional hidden Dense+GELU layers, dropout before each Dense, then the float32
+    ``predictions`` layer with the task's activation."""
+    for i, units in enumerate(hidden_units, start=1):
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"hidden{i}_dropout")(x)
+        x = keras.layers.Dense(units, activation="gelu", name=f"hidden{i}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    activation, _, _ = TASKS[task]
+    return keras.layers.Dense(num_classes, activation=activation, dtype="float32",
+                              name="predictions")(x)
 
 
 @renamed_keywords(**TEXT_RENAMED)

@@ -4,20 +4,13 @@ The model reads ``(question, context)`` strings, packed as one sequence with the
 whole and the context truncated to fit (``truncate="waterfall"``), and returns two distributions
 over token positions: where the answer starts and where it ends. Training labels are token
 positions computed here from character offsets; answers are decoded back to the exact characters
-of the context.
-
-Character alignment is generic across WordPiece, byte-level BPE and SentencePiece: the context is
-split at whitespace, each word is tokenized on its own (with a leading space after the first, as
-the tokenizers see it inside the text), and the pieces of a word are matched against its
-characters. A word whose pieces cannot be matched (e.g. accents stripped by an uncased
-vocabulary) maps every piece to the whole word, so answers stay word-exact at worst.
+of the context, through the token-to-character alignment of `keras_transfer.text.alignment`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -30,6 +23,10 @@ from keras_transfer.deprecation import renamed_keywords
 from keras_transfer.errors import BadInputError
 from keras_transfer.heads.classification import TrainableBlocks
 from keras_transfer.tasks.base import TaskModel
+from keras_transfer.text.alignment import (  # noqa: F401 - token_spans: its old home
+    context_layouts,
+    token_spans,
+)
 from keras_transfer.text.backbones import (
     PRESET_WEIGHTS,
     apply_trainability,
@@ -42,10 +39,8 @@ from keras_transfer.text.heads import (
     check_text_arguments,
     compile_text_model,
 )
-from keras_transfer.text.layers import SpanProbabilities, TextPreprocessing, run_preprocessor
+from keras_transfer.text.layers import SpanProbabilities
 
-# Markers tokenizers put on pieces: WordPiece continuation, byte-level BPE space, SentencePiece.
-_PIECE_MARKERS = ("##", "Ġ", "▁")
 
 
 @renamed_keywords(**TEXT_RENAMED)
@@ -93,7 +88,7 @@ def build_question_answerer(
                       name=f"{family.name}_question_answerer", task="question_answering")
     apply_trainability(model, trainable_blocks, lora_rank)
     if lora_rank is None and "pooler" in [name for name, _ in family.tail]:
-        from keras_transfer.backbones.blocks import set_trainable
+        from keras_transfer.backbones.freezing import set_trainable
 
         set_trainable(model, {"pooler": False})  # QA reads tokens; the pooler gets no gradient
     if compile:  # span_loss via the task: the same defaults as the recipes
@@ -111,124 +106,6 @@ def span_loss(model: keras.Model) -> tuple[dict, dict]:
     """
     loss = {key: "sparse_categorical_crossentropy" for key in ("start", "end")}
     return loss, {"start": ["accuracy"], "end": ["accuracy"]}
-
-
-# ----------------------------------------------------------------------------- alignment
-
-
-def _preprocessor(model: keras.Model):
-    for layer in model.layers:
-        if isinstance(layer, TextPreprocessing):
-            return layer.preprocessor
-    raise BadInputError(f"Model '{model.name}' has no TextPreprocessing layer; build it with "
-                        "build_question_answerer().")
-
-
-def _tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    import tensorflow as tf
-
-    ids = tokenizer(tf.constant(list(texts), dtype=tf.string))
-    ids = ids.to_list() if hasattr(ids, "to_list") else ids
-    return [[int(i) for i in row] for row in ids]
-
-
-def _strip_marker(piece: str) -> str:
-    for marker in _PIECE_MARKERS:
-        if piece.startswith(marker):
-            return piece[len(marker):]
-    return piece
-
-
-def _walk(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, int]] | None:
-    """Spans by walking the text: each piece (markers stripped) must come next, after spaces."""
-    spans, cursor = [], 0
-    for token_id in ids:
-        surface = _strip_marker(str(tokenizer.id_to_token(token_id)))
-        while cursor < len(text) and text[cursor].isspace():
-            cursor += 1
-        if not surface:  # a bare marker: whitespace of its own (BPE "Ġ", SentencePiece "▁")
-            spans.append((cursor, cursor))
-        elif text[cursor:cursor + len(surface)].lower() == surface.lower():
-            spans.append((cursor, cursor + len(surface)))
-            cursor += len(surface)
-        else:
-            return None
-    return spans
-
-
-def _by_word(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, int]] | None:
-    """Spans by words: each whitespace-separated word tokenized alone must give the same ids;
-    a word whose pieces do not spell it (accents stripped, unknown token) maps to the word."""
-    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-    pieces = [text[s:e] if i == 0 else " " + text[s:e] for i, (s, e) in enumerate(words)]
-    per_word = _tokenize(tokenizer, pieces) if pieces else []
-    if [i for word in per_word for i in word] != list(ids):
-        return None
-    spans: list[tuple[int, int]] = []
-    for (start, end), word_ids in zip(words, per_word):
-        inside = _walk(tokenizer, word_ids, text[start:end])
-        spans.extend([(start + a, start + b) for a, b in inside] if inside is not None
-                     else [(start, end)] * len(word_ids))
-    return spans
-
-
-def token_spans(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
-    """Token ids of `text` and each token's ``(start, end)`` character span in `text`.
-
-    Works for WordPiece, byte-level BPE and SentencePiece pieces of ASCII-like text; otherwise
-    falls back to word granularity. Returns None when neither works (the caller skips the
-    example or returns no answer).
-
-    Example:
-    >>> import tempfile, keras_hub
-    >>> from keras_transfer.testing.tiny_text import make_tiny_preset
-    >>> preset = str(make_tiny_preset("bert", tempfile.mkdtemp()))
-    >>> tok = keras_hub.models.Tokenizer.from_preset(preset)
-    >>> token_spans(tok, "Paris,  France")[1]
-    [(0, 5), (5, 6), (8, 14)]
-    """
-    ids = _tokenize(tokenizer, [text])[0]
-    spans = _walk(tokenizer, ids, text) or _by_word(tokenizer, ids, text)
-    return (ids, spans) if spans is not None else None
-
-
-def _find(sequence: Sequence[int], pattern: Sequence[int], start: int = 0) -> int:
-    n = len(pattern)
-    for i in range(start, len(sequence) - n + 1):
-        if list(sequence[i:i + n]) == list(pattern):
-            return i
-    return -1
-
-
-def _layout(model: keras.Model, questions: Sequence[str], contexts: Sequence[str]):
-    """Packs the pairs and returns ``(layouts, tokens)``: per example the offset of the first
-    context token in the packed sequence, the number of context tokens kept and the character
-    spans of the context tokens (None where that cannot be worked out); and the packed tokens."""
-    import tensorflow as tf
-
-    preprocessor = _preprocessor(model)
-    tokenizer = preprocessor.tokenizer
-    tokens = run_preprocessor(preprocessor, (tf.constant(list(questions)),
-                                             tf.constant(list(contexts))))
-    packed = np.asarray(tokens["token_ids"])
-    question_ids = _tokenize(tokenizer, questions)
-    layouts = []
-    for row, q_ids, context in zip(packed, question_ids, contexts):
-        aligned = token_spans(tokenizer, context)
-        q_at = _find(row, q_ids)
-        if aligned is None or not aligned[0] or q_at < 0:
-            layouts.append(None)
-            continue
-        c_ids, spans = aligned
-        c_at = _find(row, c_ids[:1], q_at + len(q_ids))
-        if c_at < 0:
-            layouts.append(None)  # the context did not fit at all
-            continue
-        kept = 0
-        while kept < len(c_ids) and c_at + kept < len(row) and row[c_at + kept] == c_ids[kept]:
-            kept += 1
-        layouts.append((c_at, kept, spans))
-    return layouts, tokens
 
 
 def _answer_start(context: str, answer: str, start: int | None) -> int:
@@ -261,8 +138,8 @@ def qa_labels(
         missing = [key for key in ("question", "context", "answer") if not example.get(key)]
         if missing:
             raise BadInputError(f"QA example {i}: missing or empty {missing[0]!r}.")
-    layouts, _ = _layout(model, [e["question"] for e in examples],
-                         [e["context"] for e in examples])
+    layouts, _ = context_layouts(model, [e["question"] for e in examples],
+                                 [e["context"] for e in examples])
     questions, contexts, starts, ends = [], [], [], []
     for i, (example, layout) in enumerate(zip(examples, layouts)):
         context, answer = example["context"], example["answer"]
@@ -394,7 +271,7 @@ def answer_questions(
                             f"{len(contexts)} contexts.")
     if not questions:
         return []
-    layouts, tokens = _layout(model, questions, contexts)
+    layouts, tokens = context_layouts(model, questions, contexts)
     if len(questions) <= 4 * batch_size:
         # Few questions: run the layers eagerly on the tokens computed above (no tracing).
         from keras_transfer.text.export import token_model

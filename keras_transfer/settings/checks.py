@@ -1,33 +1,18 @@
-"""Declarative checks of a settings dataclass: types from its hints, ranges and choices as data.
-
-A job's settings come from Python, command-line flags or a JSON/YAML file. `check_settings`
-checks every field of a dataclass instance against its type hint (``int``, ``float``, ``str``,
-``bool``, ``X | None``, ``tuple[X, ...]``) and a `Rule` (range, choices, a custom check), plus
-`Together` rules across fields, and raises one `BadInputError` listing every bad setting with
-the values it accepts: run it before any data is read.
-
-Types are strict. A quoted number in a config file (``"image_size": "64"``) is a string and is
-rejected (a JSON/YAML file carries numbers unquoted); ``True`` is not an integer; an integer is
-a valid float. Config files may give a list where a tuple is expected, and a single name where
-a tuple of names is (`coerce_settings`): ``quantization: int8`` means ``("int8",)``.
+"""The settings checks themselves: a field's type from its hint, then its `Rule`, then the
+`Together` rules across fields (re-exported by `keras_transfer.settings`, which explains them).
 
 Example:
 >>> import dataclasses
 >>> @dataclasses.dataclass
 ... class Run:
-...     epochs: int = 3
-...     rate: float = 0.1
->>> rules = {"epochs": Rule(min=0), "rate": Rule(above=0)}
->>> check_settings(Run(epochs=-1, rate=0), rules)
-Traceback (most recent call last):
-...
-keras_transfer.errors.BadInputError: 2 invalid settings: epochs=-1: expected an integer >= 0; rate=0: expected a number > 0.
+...     size: int | None = None
+>>> setting_problems(Run(size="64"), {"size": Rule(min=1)})
+["size='64': expected an integer >= 1 or None (got a string: write numbers without quotes)"]
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import numbers
 import types
@@ -35,6 +20,7 @@ import typing
 from typing import Any, Callable, Mapping, Sequence
 
 from keras_transfer.errors import BadInputError
+from keras_transfer.settings.names import close_names, did_you_mean
 
 # A setting's problem, or None when it is fine.
 Check = Callable[[Any], "str | None"]
@@ -222,43 +208,6 @@ def unknown_settings(cls: type, names: Sequence[str], source: str) -> str | None
     hint = f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""
     return f"{source}: unknown setting(s) {unknown}{hint}; known: {known}."
 
-
-def close_names(value: str, choices: Sequence[str], n: int = 3) -> list[str]:
-    """The choices closest to a misspelt name: the one equal to it ignoring case and
-    ``-``/``_``/``.``/spaces, else up to `n` near ones (difflib); empty when none is close.
-
-    Example:
-    >>> close_names("Resnet-50", ["resnet50", "resnet101", "vgg16"])
-    ['resnet50']
-    """
-    keys = {normalize_name(choice): choice for choice in choices}
-    key = normalize_name(value)
-    if key in keys:
-        return [keys[key]]
-    return [keys[match] for match in difflib.get_close_matches(key, list(keys), n, 0.75)]
-
-
-def did_you_mean(value: str, choices: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choices (`close_names`), or empty.
-
-    Example:
-    >>> did_you_mean("Default", ["default", "long"])
-    " (did you mean 'default'?)"
-    """
-    found = close_names(value, choices)
-    return f" (did you mean {' or '.join(repr(name) for name in found)}?)" if found else ""
-
-
-def normalize_name(name: str) -> str:
-    """A name lowercased without ``-``, ``_``, ``.`` or spaces, to compare spellings.
-
-    Example:
-    >>> normalize_name("EfficientNet-B0")
-    'efficientnetb0'
-    """
-    return "".join(ch for ch in str(name).lower() if ch not in "-_. ")
-
-
 # What a value of each type is called in messages.
 _KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
           type(None): "None"}
@@ -375,65 +324,3 @@ def _in_range(rule: Rule, value: Any) -> bool:
 
 def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-# Rules shared by the job configs (`keras_transfer.commands.image_job`, `keras_transfer.commands.lr_find_job`).
-FRACTION = Rule(min=0, below=1)  # validation_split, test_split, dropout, label smoothing
-SEED = Rule(min=0, max=2**32 - 1)  # what numpy's seeding accepts
-
-
-def backbone_problem(name: str) -> str | None:
-    """Why a backbone name cannot be built (unknown, with the nearest names), or None.
-
-    Example:
-    >>> backbone_problem("resnet-50")
-    "Unknown backbone 'resnet-50'; did you mean 'resnet50'? ..."
-    >>> backbone_problem("resnet50") is None
-    True
-    """
-    from keras_transfer.backbones import get_spec
-    from keras_transfer.errors import UnknownBackboneError
-
-    try:
-        get_spec(name)
-    except UnknownBackboneError as error:
-        return str(error)
-    return None
-
-
-def symmetries_problem(value: str | bool) -> str | None:
-    """Why an ``augment`` setting is not a symmetry set, or None ("auto" and booleans are fine).
-
-    Example:
-    >>> symmetries_problem("hflip,rot90") is None, symmetries_problem("auto") is None
-    (True, True)
-    """
-    from keras_transfer.data.symmetry import parse_symmetries
-
-    if isinstance(value, bool) or value == "auto":
-        return None
-    try:
-        parse_symmetries(value)
-    except ValueError as error:
-        return str(error)
-    return None
-
-
-def image_fits_backbone(image_size: int | None, backbone: str) -> str | None:
-    """Why images of ``image_size`` are too small for a backbone (e.g. inception_v3: 75), or None.
-
-    Example:
-    >>> image_fits_backbone(32, "inception_v3")
-    "expected image_size >= 75, the smallest input 'inception_v3' accepts"
-    """
-    from keras_transfer.backbones import get_spec
-
-    if image_size is None:
-        return None
-    least = get_spec(backbone).min_size
-    if image_size >= least:
-        return None
-    return f"expected image_size >= {least}, the smallest input {backbone!r} accepts"
-
-
-FITS_BACKBONE = Together(("image_size", "backbone"), image_fits_backbone)
