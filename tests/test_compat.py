@@ -7,10 +7,12 @@ Keras' "Skipping variable loading for optimizer" warning.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import logging
 import types
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -26,6 +28,92 @@ from keras_transfer.compat import CompatError, keras_internals, keras_trainer
 def test_every_shim_fits_the_installed_versions(name):
     assert importlib.import_module(f"keras_transfer.compat.{name}").check() is None
     assert compat.check_all()[name] is None
+
+
+# --- private library API is used in keras_transfer/compat/ only ------------------------------
+
+PACKAGE_DIR = Path(kt.__file__).resolve().parent
+PRIVATE_MODULES = ("keras.src", "tensorflow.python", "tensorflow.lite.python",
+                   "tensorflow.lite.tools", "keras_hub.src", "tf_keras")
+# Private attributes and hooks of Keras, keras-hub, TensorFlow and LiteRT objects that the shims
+# wrap. keras_transfer's own classes use none of these names, so any hit (`self._variables` of an
+# Optimizer subclass included) is a library's internal.
+PRIVATE_ATTRIBUTES = frozenset({
+    # Keras layers, models and the functional graph
+    "_flatten_layers", "_trainable_variables", "_keras_history", "_inbound_nodes",
+    "_outputs_struct", "_initial_epoch", "_kernel", "_distribute_strategy",
+    # Keras optimizers
+    "_var_key", "_variables", "_backend_update_step", "_apply_weight_decay",
+    "_trainable_variables_indices",
+    # Keras losses and callbacks
+    "_dtype_policy", "_current_epoch", "_last_batch_seen", "_save_model",
+    # Keras' TensorFlow trainer
+    "_maybe_symbolic_build", "_symbolic_build",
+    # keras-hub
+    "_lora_rank", "_lora_enabled_layers",
+    # TensorFlow, TF Lite converter and interpreter
+    "_as_serialized_graph", "_experimental_calibrate_only", "_experimental_disable_per_channel",
+    "_subgraph_index",
+})
+_NAMED_ATTRIBUTE_CALLS = {"getattr", "hasattr", "setattr", "delattr", "__setattr__",
+                          "__getattribute__"}
+
+
+def _private_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, what) for each private import, attribute, named attribute or hook override."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            modules = []
+        for module in modules:
+            if any(module == p or module.startswith(p + ".") for p in PRIVATE_MODULES):
+                found.append((node.lineno, f"import {module}"))
+                break
+        if isinstance(node, ast.Attribute) and node.attr in PRIVATE_ATTRIBUTES:
+            found.append((node.lineno, f".{node.attr}"))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and node.name in PRIVATE_ATTRIBUTES:
+            found.append((node.lineno, f"def {node.name} (overrides a private hook)"))
+        elif isinstance(node, ast.Call) and len(node.args) >= 2:
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            name = node.args[1]
+            if called in _NAMED_ATTRIBUTE_CALLS and isinstance(name, ast.Constant) \
+                    and name.value in PRIVATE_ATTRIBUTES:
+                found.append((node.lineno, f"{called}(..., {name.value!r})"))
+    return sorted(set(found))
+
+
+def test_private_library_api_is_used_only_in_compat():
+    hits = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_DIR.parent)
+        if relative.parts[:2] == ("keras_transfer", "compat"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        hits += [f"{relative}:{line}: {what}" for line, what in _private_uses(tree)]
+    assert not hits, ("private Keras / keras-hub / TensorFlow / LiteRT API outside "
+                      "keras_transfer/compat/ (wrap it in a shim there):\n" + "\n".join(hits))
+
+
+def test_the_private_api_scan_finds_each_kind_of_use():
+    source = """
+from keras.src.backend.common import global_state
+import tensorflow.python.ops
+from tensorflow.lite.python import schema_py_generated
+layers = model._flatten_layers()
+rank = getattr(backbone, "_lora_rank", None)
+object.__setattr__(optimizer, "_backend_update_step", step)
+class Backup(keras.callbacks.BackupAndRestore):
+    def _save_model(self):
+        return self._current_epoch
+own = self._scales  # our own private state is fine
+"""
+    assert [line for line, _ in _private_uses(ast.parse(source))] == [2, 3, 4, 5, 6, 7, 9, 10]
 
 
 def _assert_names_shim_and_versions(error: pytest.ExceptionInfo, shim: str, library: str):
@@ -77,6 +165,58 @@ def test_a_moved_keras_hub_table_is_named(monkeypatch):
     with pytest.raises(CompatError, match="VARIANT_MAP") as error:
         keras_hub.check()
     _assert_names_shim_and_versions(error, "keras_hub", "keras-hub")
+
+
+def test_a_moved_optimizer_hook_is_named(monkeypatch):
+    for cls in type(keras.optimizers.SGD()).__mro__:
+        if "_apply_weight_decay" in vars(cls):
+            monkeypatch.delattr(cls, "_apply_weight_decay")
+    with pytest.raises(CompatError, match="_apply_weight_decay") as error:
+        keras_internals.replace_update_step(keras.optimizers.SGD(), None, None)
+    _assert_names_shim_and_versions(error, "keras_internals", "keras")
+
+
+def test_a_backup_hook_keras_no_longer_calls_is_named(monkeypatch):
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end",
+                        lambda self, epoch, logs=None: None)
+    with pytest.raises(CompatError, match="_save_model"):
+        keras_internals.check()
+
+
+def test_moved_lora_state_is_named(monkeypatch):
+    import keras_hub
+
+    from keras_transfer.compat import keras_hub as hub_shim
+
+    def enable_lora(self, rank, target_layer_names=None):
+        self._lora_state = (rank, [0])  # what a keras-hub that renamed both might do
+
+    monkeypatch.setattr(keras_hub.models.Backbone, "enable_lora", enable_lora)
+    with pytest.raises(CompatError, match="_lora_enabled_layers") as error:
+        hub_shim.check()
+    _assert_names_shim_and_versions(error, "keras_hub", "keras-hub")
+
+
+@pytest.mark.parametrize("moved", ["schema", "converter"])
+def test_a_moved_tflite_internal_is_named(monkeypatch, moved):
+    from tensorflow.lite.python import lite, schema_py_generated
+
+    from keras_transfer.compat import tflite_internals
+
+    if moved == "schema":
+        monkeypatch.delattr(schema_py_generated, "MetadataT")
+    else:
+        init = lite.TFLiteConverterBase.__init__
+
+        def without_flag(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            del self._experimental_calibrate_only
+
+        monkeypatch.setattr(lite.TFLiteConverterBase, "__init__", without_flag)
+    with pytest.raises(CompatError, match="MetadataT" if moved == "schema"
+                       else "_experimental_calibrate_only") as error:
+        tflite_internals.check()
+    _assert_names_shim_and_versions(error, "tflite_internals", "tensorflow")
 
 
 def test_a_moved_tf_data_internal_is_named(monkeypatch):

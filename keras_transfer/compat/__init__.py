@@ -4,18 +4,22 @@ Each shim module wraps one library's internals behind a small API and has a ``ch
 verifies, against the installed versions, that what it relies on is still there:
 
 - `keras_transfer.compat.keras_internals`: the Keras functional graph (which layer produced a
-  tensor, a layer's call nodes), nested layers, where `fit` resumes, an optimizer's variables.
+  tensor, a layer's call nodes), nested layers, where `fit` resumes and `BackupAndRestore`'s
+  save hook, an optimizer's variables, their keys and its per-step update.
 - `keras_transfer.compat.keras_trainer`: two fixes to Keras' TensorFlow trainer under
   multi-replica `tf.distribute` strategies, applied only while a block of code runs.
-- `keras_transfer.compat.keras_hub`: keras-hub's timm EfficientNet variant table.
+- `keras_transfer.compat.keras_hub`: keras-hub's timm EfficientNet variant table, and what
+  `Backbone.enable_lora` records.
 - `keras_transfer.compat.tensorflow_internals`: a `tf.data` pipeline's graph.
+- `keras_transfer.compat.tflite_internals`: TF Lite's flatbuffer schema, calibrate-only conversion
+  and `mlir_quantize` (exact-range int8), and a signature runner's subgraph.
 
 Everything else uses public APIs, so a library upgrade that moves one of these has one file to
 fix; a shim that no longer fits raises `CompatError` naming itself and the installed versions.
 
 Example:
 >>> sorted(check_all())
-['keras_hub', 'keras_internals', 'keras_trainer', 'tensorflow_internals']
+['keras_hub', 'keras_internals', 'keras_trainer', 'tensorflow_internals', 'tflite_internals']
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from keras_transfer.errors import KerasTransferError
 
-SHIMS = ("keras_internals", "keras_trainer", "keras_hub", "tensorflow_internals")
+SHIMS = ("keras_internals", "keras_trainer", "keras_hub", "tensorflow_internals",
+         "tflite_internals")
 
 # Distribution names of the libraries the shims reach into.
-LIBRARIES = {"keras": "keras", "keras_hub": "keras-hub", "tensorflow": "tensorflow"}
+LIBRARIES = {"keras": "keras", "keras_hub": "keras-hub", "tensorflow": "tensorflow",
+             "ai_edge_litert": "ai-edge-litert"}
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 

@@ -3,9 +3,14 @@
 Keras records on every symbolic tensor the operation (layer) and call node that produced it
 (``tensor._keras_history``) and on every layer the nodes of its calls (``layer._inbound_nodes``).
 Block maps, feature/head splits, Grad-CAM taps and token sub-models walk that graph; a resumed
-`fit` starts from ``model._initial_epoch`` (what `keras.callbacks.BackupAndRestore` sets). Nested
-layers come from ``layer._flatten_layers``; an optimizer's state belongs to the variables it was
-built for (``optimizer._trainable_variables``).
+`fit` starts from ``model._initial_epoch`` (what `keras.callbacks.BackupAndRestore` sets), and
+that callback writes its backup in its ``_save_model`` hook from its ``_current_epoch`` /
+``_last_batch_seen`` counters. Nested layers come from ``layer._flatten_layers``, the variables a
+layer created trainable from ``layer._trainable_variables``. An optimizer's state belongs to the
+variables it was built for (``optimizer._trainable_variables``), filed under
+``optimizer._var_key(variable)``, next to its own variables (``optimizer._variables``); each
+step it runs ``_backend_update_step`` (one learning rate for every variable) and
+``_apply_weight_decay``, which `DiscriminativeOptimizer` replaces on the optimizer it wraps.
 
 `check()` verifies all of these on the installed Keras; each function runs it when it fails, so
 a Keras that moved one of them gives a `CompatError` naming this shim and the versions.
@@ -14,7 +19,8 @@ a Keras that moved one of them gives a `CompatError` naming this shim and the ve
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+import functools
+from typing import Any, Callable, Hashable, Iterator
 
 import keras
 
@@ -54,7 +60,46 @@ def _check_internals() -> None:
     optimizer.build(model.trainable_variables)
     _expect(list(getattr(optimizer, "_trainable_variables", ())) == model.trainable_variables,
             "optimizers do not record `_trainable_variables` when built")
+    _check_optimizer(optimizer, model.trainable_variables)
     _check_layer_state(dense)
+    _check_backup_hook()
+
+
+def _check_optimizer(optimizer: keras.optimizers.Optimizer, variables: list) -> None:
+    """What `optimizer_key`, `optimizer_own_variables` and `replace_update_step` use."""
+    _expect(callable(getattr(optimizer, "_var_key", None))
+            and len({optimizer._var_key(v) for v in variables}) == len(variables),
+            "optimizers have no `_var_key(variable)` keying their state")
+    own = getattr(optimizer, "_variables", None)
+    _expect(isinstance(own, list) and any(v is optimizer.iterations for v in own),
+            "optimizers keep their own variables in no `_variables` list")
+    calls = []
+    fresh = keras.optimizers.SGD(1.0, weight_decay=0.5)
+    replace_update_step.__wrapped__(  # unwrapped: a failure here must not re-run check()
+        fresh,
+        lambda step, grads, variables, rate: calls.append("update") or step(grads, variables, rate),
+        lambda decay, variables: calls.append("decay") or decay(variables))
+    variable = keras.Variable([1.0])
+    fresh.apply([keras.ops.ones((1,))], [variable])
+    _expect(calls == ["decay", "update"] and float(variable[0]) == -0.5,
+            "optimizers no longer run `_apply_weight_decay(variables)` then "
+            "`_backend_update_step(grads, variables, learning_rate)` in each step")
+
+
+def _check_backup_hook() -> None:
+    """What `BackupAndRestoreBase` uses: Keras calls `_save_model` with the counters set."""
+    _expect(callable(getattr(keras.callbacks.BackupAndRestore, "_save_model", None)),
+            "keras.callbacks.BackupAndRestore has no `_save_model()` hook")
+    saved = []
+
+    class Recorder(BackupAndRestoreBase):
+        def save_backup(self) -> None:
+            saved.append((self.current_epoch, self.last_batch_seen))
+
+    Recorder("unused-backup-dir").on_epoch_end(2)
+    Recorder("unused-backup-dir", save_freq=1).on_train_batch_end(3)
+    _expect(saved == [(3, 0), (0, 3)], "keras.callbacks.BackupAndRestore no longer calls "
+            "`_save_model()` after setting `_current_epoch` / `_last_batch_seen`")
 
 
 def _check_layer_state(dense: keras.layers.Layer) -> None:
@@ -188,6 +233,111 @@ def optimizer_built_for(optimizer: keras.optimizers.Optimizer) -> list | None:
     if not optimizer.built:
         return None
     return list(optimizer._trainable_variables)
+
+
+@checked_by(check)
+def optimizer_key(optimizer: keras.optimizers.Optimizer, variable: Any) -> Hashable:
+    """The key `optimizer` files `variable`'s state under: the same for a Keras variable and for
+    the backend variable its update step receives (TensorFlow: the tf.Variable's unique id),
+    where a Keras path would not do.
+
+    Example:
+    >>> optimizer = keras.optimizers.SGD(); variable = keras.Variable([1.0])
+    >>> optimizer_key(optimizer, variable) == optimizer_key(optimizer, variable.value)
+    True
+    """
+    return optimizer._var_key(variable)
+
+
+@checked_by(check)
+def optimizer_own_variables(optimizer: keras.optimizers.Optimizer) -> list:
+    """The variables `optimizer` created itself (iterations, learning rate, slots), without
+    those of an optimizer it wraps (which ``optimizer.variables`` may add).
+
+    Example:
+    >>> optimizer = keras.optimizers.SGD()
+    >>> [variable.name for variable in optimizer_own_variables(optimizer)]
+    ['iteration', 'learning_rate']
+    """
+    return list(optimizer._variables)
+
+
+@checked_by(check)
+def replace_update_step(
+    optimizer: keras.optimizers.Optimizer,
+    update_step: Callable[[Callable, list, list, Any], None],
+    apply_weight_decay: Callable[[Callable, list], None],
+) -> None:
+    """Makes `optimizer`'s steps call ``update_step(own_update_step, grads, variables,
+    learning_rate)`` and ``apply_weight_decay(own_weight_decay, variables)`` instead of its
+    own per-step update (one learning rate for every variable) and decoupled weight decay,
+    which they receive first, to call on any part of the variables.
+
+    Only this instance changes: its class, config and serialization stay a plain optimizer's.
+
+    Example:
+    >>> optimizer = keras.optimizers.SGD(1.0); variable = keras.Variable([1.0])
+    >>> def halved(step, grads, variables, rate):
+    ...     step(grads, variables, keras.ops.multiply(rate, 0.5))
+    >>> replace_update_step(optimizer, halved, lambda decay, variables: decay(variables))
+    >>> optimizer.apply([keras.ops.ones((1,))], [variable]); float(variable[0])
+    0.5
+    """
+    own_update_step = type(optimizer)._backend_update_step.__get__(optimizer)
+    own_weight_decay = type(optimizer)._apply_weight_decay.__get__(optimizer)
+    # object.__setattr__: Keras' tracking __setattr__ must not see the functions.
+    object.__setattr__(optimizer, "_backend_update_step",
+                       functools.partial(update_step, own_update_step))
+    object.__setattr__(optimizer, "_apply_weight_decay",
+                       functools.partial(apply_weight_decay, own_weight_decay))
+
+
+class BackupAndRestoreBase(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose backup writer is a public hook to override.
+
+    Keras calls `save_backup` at the end of each epoch (or every `save_freq` batches), with
+    `current_epoch` and `last_batch_seen` telling where training is; by default it writes
+    Keras' own backup.
+
+    Example:
+    >>> class Announcing(BackupAndRestoreBase):
+    ...     def save_backup(self):
+    ...         print("backup after epoch", self.current_epoch, "batch", self.last_batch_seen)
+    >>> Announcing("unused-dir").on_epoch_end(0)
+    backup after epoch 1 batch 0
+    """
+
+    def _save_model(self) -> None:  # Keras' own hook, private
+        self.save_backup()
+
+    def save_backup(self) -> None:
+        """Writes the backup: Keras' own ``latest.weights.h5`` unless overridden.
+
+        Example:
+        >>> callable(BackupAndRestoreBase.save_backup)
+        True
+        """
+        super()._save_model()
+
+    @property
+    def current_epoch(self) -> int:
+        """The number of epochs completed (the epoch a resumed `fit` starts at).
+
+        Example:
+        >>> BackupAndRestoreBase("unused-dir").current_epoch
+        0
+        """
+        return self._current_epoch
+
+    @property
+    def last_batch_seen(self) -> int:
+        """The index of the last batch seen in the current epoch (0 at an epoch's end).
+
+        Example:
+        >>> BackupAndRestoreBase("unused-dir").last_batch_seen
+        0
+        """
+        return self._last_batch_seen
 
 
 @checked_by(check)

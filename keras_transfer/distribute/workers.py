@@ -171,12 +171,17 @@ class WorkerBackupAndRestore(AtomicBackupAndRestore):
         self.writes_shared_backup = Path(own) == Path(backup_dir)
         self._own_dir = str(own)
 
-    def _save_model(self):
+    def save_backup(self) -> None:
+        """Writes the backup: the chief's in `backup_dir`, another worker's in its own folder.
+
+        Example:
+        >>> # called by Keras at each epoch end (or every `save_freq` batches) during `fit`
+        """
         if self.writes_shared_backup:
-            return super()._save_model()
+            return super().save_backup()
         shared, self.backup_dir = self.backup_dir, self._own_dir
         try:
-            super()._save_model()
+            super().save_backup()
         finally:
             self.backup_dir = shared
 

@@ -36,9 +36,9 @@ def calibrated_tensors(model: bytes) -> list[int]:
     Example:
     >>> # calibrated_tensors(calibrated_model_bytes)  ->  [0, 107, 108, ...]
     """
-    from tensorflow.lite.tools import flatbuffer_utils
+    from keras_transfer.compat.tflite_internals import model_object
 
-    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model)).subgraphs[0]
+    graph = model_object(model).subgraphs[0]
     return [
         index
         for index, tensor in enumerate(graph.tensors)
@@ -136,14 +136,14 @@ def with_ranges(model: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
     Example:
     >>> # with_ranges(calibrated, {107: (0.0, 1.0)})
     """
-    from tensorflow.lite.tools import flatbuffer_utils
+    from keras_transfer.compat.tflite_internals import model_bytes, model_object
 
-    parsed = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    parsed = model_object(model)
     tensors = parsed.subgraphs[0].tensors
     for index, (low, high) in ranges.items():
         tensors[index].quantization.min = np.array([low], "float32")
         tensors[index].quantization.max = np.array([high], "float32")
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(parsed))
+    return model_bytes(parsed)
 
 
 def quantize_int8(converter: Any, images: Any, io_type: Any) -> bytes:
@@ -153,18 +153,17 @@ def quantize_int8(converter: Any, images: Any, io_type: Any) -> bytes:
     representative raw images ``(N, H, W, 3)``, or for a model of several inputs a list of
     batch-1 feeds ``{input name: array}`` (see `activation_ranges`); ``io_type`` is
     ``tf.float32`` (float input and output around the integer model), ``tf.int8`` or
-    ``tf.uint8``. Raises `CalibrationUnsupported` when this TensorFlow lacks
-    ``_experimental_calibrate_only`` or ``convert.mlir_quantize``.
+    ``tf.uint8``. Raises `CalibrationUnsupported` when this TensorFlow lacks the calibrate-only
+    conversion or ``mlir_quantize`` (`keras_transfer.compat.tflite_internals`).
 
     Example:
     >>> # quantize_int8(converter, x_calibration, tf.float32)[4:8]  ->  b'TFL3'
     """
-    try:
-        from tensorflow.lite.python.convert import mlir_quantize
-    except ImportError as error:
-        raise CalibrationUnsupported(str(error)) from None
-    if not hasattr(converter, "_experimental_calibrate_only"):
-        raise CalibrationUnsupported("TFLiteConverter has no _experimental_calibrate_only.")
+    from keras_transfer.compat import tflite_internals
+
+    problem = tflite_internals.calibration_unsupported(converter)
+    if problem is not None:
+        raise CalibrationUnsupported(problem)
     if isinstance(images, np.ndarray) or not isinstance(images, (list, tuple)):
         images = np.asarray(images, dtype="float32")
         first: Any = [images[:1]]
@@ -172,15 +171,8 @@ def quantize_int8(converter: Any, images: Any, io_type: Any) -> bytes:
         first = images[0]  # a feed by input name (the signature's)
     # The converter's own statistics are replaced below, so one sample is enough here.
     converter.representative_dataset = lambda: iter([first])
-    converter._experimental_calibrate_only = True
-    try:
+    with tflite_internals.calibrating_only(converter):
         calibrated = bytes(converter.convert())
-    finally:
-        converter._experimental_calibrate_only = False
     exact = with_ranges(calibrated, activation_ranges(calibrated, images))
-    per_tensor = bool(getattr(converter, "_experimental_disable_per_channel", False))
-    return bytes(
-        mlir_quantize(
-            exact, disable_per_channel=per_tensor, input_data_type=io_type, output_data_type=io_type
-        )
-    )
+    return tflite_internals.quantize_calibrated(
+        exact, per_channel=not tflite_internals.per_channel_disabled(converter), io_type=io_type)

@@ -174,8 +174,10 @@ def check_tflite_bytes(data: bytes, name: str | os.PathLike = "<bytes>") -> None
         raise BadInputError(
             f"{name}: truncated or corrupt TFLite file (its root table at byte {root:,} is "
             f"beyond its {size:,} bytes); {_AGAIN}.")
+    from keras_transfer.compat.tflite_internals import tflite_schema
+
     try:
-        from tensorflow.lite.python import schema_py_generated as schema
+        schema = tflite_schema()
     except ImportError:  # a LiteRT-only install: the interpreter's own verifier is what is left
         return
     try:

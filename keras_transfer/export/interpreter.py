@@ -132,8 +132,10 @@ class TFLiteModel:
             return (None,
                     {d["name"]: d["index"] for d in self.interpreter.get_input_details()},
                     {d["name"]: d["index"] for d in self.interpreter.get_output_details()})
+        from keras_transfer.compat.tflite_internals import signature_subgraph_index
+
         runner = self.interpreter.get_signature_runner(key)
-        if getattr(runner, "_subgraph_index", 0) != 0:
+        if signature_subgraph_index(runner) != 0:
             raise BadInputError(f"{self.name}: signature {key!r} is not the main graph; "
                                 "keras-transfer exports have one signature per file.")
         return (key, {n: d["index"] for n, d in runner.get_input_details().items()},

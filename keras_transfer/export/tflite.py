@@ -25,7 +25,7 @@ Metadata in the file: the maintained converters do not write TFLite Model Metada
 (protobuf 7); ``ai-edge-litert`` ships no metadata writer either. So `embed_metadata` adds a
 *custom* entry named ``keras_transfer`` to the flatbuffer's ``metadata`` table (JSON: input size,
 dtype and range, normalization, labels, quantization), using TensorFlow's own
-``tensorflow.lite.tools.flatbuffer_utils``. Any runtime ignores unknown entries;
+TF Lite's flatbuffer object API (`compat.tflite_internals`). Any runtime ignores unknown entries;
 `read_embedded_metadata` (or any flatbuffer reader) gets it back. It is *not* the standard
 ``TFLITE_METADATA`` entry, so the TFLite Task library / Android Studio ML binding will not pick
 up labels or normalization from it: ship ``labels.txt`` and ``metadata.json`` beside the file.
@@ -140,10 +140,12 @@ def embed_metadata(
     >>> # tflite = embed_metadata(tflite, {"labels": ["cat", "dog"]})
     >>> # read_embedded_metadata(tflite)["labels"]  ->  ['cat', 'dog']
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+    from keras_transfer.compat.tflite_internals import model_object, tflite_schema
+    from keras_transfer.compat.tflite_internals import model_bytes as to_bytes
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    schema = tflite_schema()
+
+    model = model_object(model_bytes)
     payload = json.dumps(metadata, sort_keys=True).encode("utf-8")
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(payload, dtype=np.uint8)
@@ -153,7 +155,7 @@ def embed_metadata(
     entry.name = name
     entry.buffer = len(model.buffers) - 1
     model.metadata = entries + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return to_bytes(model)
 
 
 def _entry_name(entry) -> str:
@@ -169,8 +171,9 @@ def read_embedded_metadata(
     Example:
     >>> # read_embedded_metadata("export/model.tflite")["input"]["shape"]  ->  [224, 224, 3]
     """
-    from tensorflow.lite.python import schema_py_generated as schema
+    from keras_transfer.compat.tflite_internals import tflite_schema
 
+    schema = tflite_schema()
     data = model if isinstance(model, (bytes, bytearray)) else open(model, "rb").read()
     root = schema.Model.GetRootAsModel(bytearray(data), 0)
     for i in range(root.MetadataLength()):

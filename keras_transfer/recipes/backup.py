@@ -13,7 +13,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_transfer.compat.keras_internals import set_initial_epoch
+from keras_transfer.compat.keras_internals import (
+    BackupAndRestoreBase,
+    set_initial_epoch,
+)
 
 STATE_FILE = "state.json"
 _WEIGHTS_GLOB = "*.weights.h5"
@@ -61,7 +64,7 @@ def _fsync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+class AtomicBackupAndRestore(BackupAndRestoreBase):
     """`keras.callbacks.BackupAndRestore` whose backup survives a kill at any moment.
 
     Keras writes ``latest.weights.h5`` in place: a kill during the write leaves a truncated
@@ -139,17 +142,22 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 path.unlink()
 
     # -- save ------------------------------------------------------------------------------
-    def _save_model(self):
+    def save_backup(self) -> None:
+        """Writes this epoch's (or batch's) backup: weights, then the state naming them.
+
+        Example:
+        >>> # called by Keras at each epoch end (or every `save_freq` batches) during `fit`
+        """
         from keras_transfer.utils.files import atomic_write_bytes
 
         directory = Path(self.backup_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{self._current_epoch:04d}-batch-{self._last_batch_seen}.weights.h5"
+        name = f"epoch-{self.current_epoch:04d}-batch-{self.last_batch_seen}.weights.h5"
         temporary = directory / f"tmp-{os.getpid()}-{name}"  # Keras needs the suffix
         self.model.save_weights(str(temporary), overwrite=True)
         _fsync(temporary)
         os.replace(temporary, directory / name)
-        state = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
+        state = {"epoch": self.current_epoch, "batch": self.last_batch_seen, "weights": name,
                  "model": model_fingerprint(self.model), "settings": self.settings}
         atomic_write_bytes(directory / STATE_FILE, json.dumps(state, indent=2).encode())
         for old in directory.glob(_WEIGHTS_GLOB):  # older backups and a killed save's leftovers

@@ -19,6 +19,11 @@ import keras
 from keras import ops
 
 from keras_transfer.backbones.blocks import blocks_of
+from keras_transfer.compat.keras_internals import (
+    created_trainable_variables,
+    optimizer_key,
+    replace_update_step,
+)
 
 HEAD = "head"
 
@@ -37,11 +42,7 @@ def candidate_variables(model: keras.Model) -> list:
     >>> len(model.trainable_variables), len(candidate_variables(model))
     (2, 28)
     """
-    created_trainable = {
-        id(variable)
-        for layer in model._flatten_layers(include_self=True, recursive=True)
-        for variable in layer._trainable_variables
-    }
+    created_trainable = {id(variable) for variable in created_trainable_variables(model)}
     return [variable for variable in model.weights if id(variable) in created_trainable]
 
 
@@ -199,22 +200,19 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
         return found.pop() if found else self.default_multiplier
 
     def _install_hooks(self) -> None:
-        # The wrapped optimizer calls `_backend_update_step(grads, variables, learning_rate)` once
-        # per step with one learning rate for every variable, and (TF) `_apply_weight_decay`
-        # reads `self.learning_rate`. Per-variable rates need both to run per multiplier group.
-        # The hooks are instance attributes, so the wrapped optimizer's class, config and
-        # serialization stay exactly those of a plain optimizer.
+        # The wrapped optimizer runs its update step once per step with one learning rate for
+        # every variable, and (TF) its weight decay reads `self.learning_rate`. Per-variable
+        # rates need both to run per multiplier group. Only the instance changes, so the wrapped
+        # optimizer's class, config and serialization stay exactly those of a plain optimizer.
         inner = self.inner_optimizer
-        update_step = type(inner)._backend_update_step.__get__(inner)
-        weight_decay = type(inner)._apply_weight_decay.__get__(inner)
 
-        def scaled_update_step(grads, variables, learning_rate):
+        def scaled_update_step(update_step, grads, variables, learning_rate):
             for multiplier, (group_grads, group_vars) in self._groups(grads, variables).items():
                 rate = (learning_rate if multiplier == 1.0
                         else ops.multiply(learning_rate, multiplier))
                 update_step(group_grads, group_vars, rate)
 
-        def scaled_weight_decay(variables):
+        def scaled_weight_decay(weight_decay, variables):
             base = inner.weight_decay
             if base is None:
                 return weight_decay(variables)
@@ -226,14 +224,13 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
                 finally:
                     inner.weight_decay = base
 
-        object.__setattr__(inner, "_backend_update_step", scaled_update_step)
-        object.__setattr__(inner, "_apply_weight_decay", scaled_weight_decay)
+        replace_update_step(inner, scaled_update_step, scaled_weight_decay)
 
     def _groups(self, values, variables) -> dict[float, tuple[list, list]]:
         groups: dict[float, tuple[list, list]] = {}
-        key = self.inner_optimizer._var_key
+        inner = self.inner_optimizer
         for value, variable in zip(values, variables):
-            multiplier = self._scales.get(key(variable), self.default_multiplier)
+            multiplier = self._scales.get(optimizer_key(inner, variable), self.default_multiplier)
             group = groups.setdefault(multiplier, ([], []))
             group[0].append(value)
             group[1].append(variable)
@@ -247,8 +244,7 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer.build(var_list)
         # Keyed like the optimizer keys its own slots (TF: the tf.Variable's unique id), because
         # the TF backend hands the update step tf.Variables, which have no Keras path.
-        key = self.inner_optimizer._var_key
-        scales = {key(v): self.multiplier_for(v) for v in var_list}
+        scales = {optimizer_key(self.inner_optimizer, v): self.multiplier_for(v) for v in var_list}
         object.__setattr__(self, "_scales", scales)  # plain dict: nothing to track or save
         super().build(var_list)
 
@@ -262,7 +258,9 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables + self.inner_optimizer.variables
+        # Its own (iterations and the unused learning rate Keras gives every optimizer), then
+        # the wrapped optimizer's.
+        return super().variables + self.inner_optimizer.variables
 
     @property
     def learning_rate(self):

@@ -65,8 +65,10 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
         self.focal_gamma = float(focal_gamma)
         self.class_weights = class_weights
-        # Kept as given, so the config round-trips None (= floatx) rather than freezing it.
-        self._dtype_argument = None if dtype is None else self._dtype_policy.name
+        # Kept as given, so the config round-trips None (= floatx) rather than freezing it; the
+        # policy's name, parsed as `keras.losses.Loss` parses it.
+        self._dtype_argument = (None if dtype is None
+                                else keras.dtype_policies.get(dtype or keras.config.floatx()).name)
 
     def call(self, y_true, y_pred):
         # `Loss.__call__` converts only tensors and arrays (it maps over nested lists).

@@ -17,6 +17,8 @@ from typing import Iterator
 
 import keras
 
+from keras_transfer.compat.keras_internals import sublayers
+
 POLICIES = ("mixed_float16", "mixed_bfloat16", "float32")
 
 
@@ -56,7 +58,7 @@ def compute_dtypes(model: keras.Model) -> dict[str, int]:
     {'float32': 14}
     """
     counts: dict[str, int] = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in sublayers(model):
         if layer.weights and not isinstance(layer, keras.Model):
             counts[layer.compute_dtype] = counts.get(layer.compute_dtype, 0) + 1
     return counts

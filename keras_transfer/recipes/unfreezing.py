@@ -13,6 +13,11 @@ from __future__ import annotations
 import keras
 
 from keras_transfer.backbones.blocks import blocks_of, unfreeze, unfrozen_blocks
+from keras_transfer.compat.keras_internals import (
+    optimizer_built_for,
+    optimizer_key,
+    optimizer_own_variables,
+)
 from keras_transfer.recipes.discriminative import candidate_variables
 
 
@@ -29,7 +34,7 @@ def ensure_optimizer_covers(model: keras.Model, variables: list | None = None):
     >>> model = build_image_classifier("vgg16", num_classes=2, weights=None,
     ...                                input_shape=(32, 32, 3))
     >>> optimizer = ensure_optimizer_covers(model)
-    >>> len(optimizer._trainable_variables), len(model.trainable_variables)
+    >>> len(optimizer_built_for(optimizer)), len(model.trainable_variables)
     (28, 2)
     """
     optimizer = model.optimizer
@@ -39,12 +44,12 @@ def ensure_optimizer_covers(model: keras.Model, variables: list | None = None):
     if not optimizer.built:
         optimizer.build(variables)
         return optimizer
-    known = {optimizer._var_key(v) for v in optimizer._trainable_variables}
-    if all(optimizer._var_key(v) in known for v in variables):
+    built_for = optimizer_built_for(optimizer)
+    known = {optimizer_key(optimizer, v) for v in built_for}
+    if all(optimizer_key(optimizer, v) in known for v in variables):
         return optimizer
-    wanted = {optimizer._var_key(v) for v in variables}
-    order = variables + [v for v in optimizer._trainable_variables
-                         if optimizer._var_key(v) not in wanted]
+    wanted = {optimizer_key(optimizer, v) for v in variables}
+    order = variables + [v for v in built_for if optimizer_key(optimizer, v) not in wanted]
     fresh = type(optimizer).from_config(optimizer.get_config())
     fresh.build(order)
     _copy_state(optimizer, fresh)
@@ -66,8 +71,9 @@ def _copy_state(old, new) -> None:
     # Slot names embed the model variable's path ("block5_conv1_kernel_momentum") and are unique
     # within one optimizer; paths are not usable, they depend on the name scope at build time.
     for source, target in zip(_chain(old), _chain(new)):
-        by_name = {v.name: v for v in source._variables}
-        for variable in target._variables:
+        # Each optimizer's own variables: a wrapper's `variables` also lists the wrapped one's.
+        by_name = {v.name: v for v in optimizer_own_variables(source)}
+        for variable in optimizer_own_variables(target):
             previous = by_name.get(variable.name)
             if previous is not None and tuple(previous.shape) == tuple(variable.shape):
                 variable.assign(previous)

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from keras_transfer.backbones.registry import find_backbone
+from keras_transfer.compat.keras_hub import lora_enabled_layers, lora_rank
 from keras_transfer.errors import BadInputError
 
 _EXTRA_GROUP = "keras_transfer_trainable"
@@ -62,11 +63,11 @@ def enable_lora(model: keras.Model, rank: int) -> dict[str, int]:
     if not isinstance(rank, int) or rank < 1:
         raise BadInputError(f"lora_rank={rank!r}: expected a positive integer.")
     backbone = _text_backbone(model)
-    if getattr(backbone, "_lora_enabled_layers", None):
+    if lora_enabled_layers(backbone):
         raise BadInputError(f"LoRA is already enabled on '{backbone.name}' "
-                            f"(rank {backbone._lora_rank}).")
+                            f"(rank {lora_rank(backbone)}).")
     backbone.enable_lora(rank)
-    if not backbone._lora_enabled_layers:
+    if not lora_enabled_layers(backbone):
         raise BadInputError(
             f"{type(backbone).__name__} has none of the layers keras-hub puts LoRA on "
             f"({backbone.default_lora_layer_names()}).")
@@ -131,7 +132,7 @@ def save_lora_weights(model: keras.Model, path: str | os.PathLike) -> Path:
     if not path.name.endswith(".lora.h5"):
         raise BadInputError(f"save_lora_weights: {path} must end in '.lora.h5'.")
     backbone = _text_backbone(model)
-    if not getattr(backbone, "_lora_enabled_layers", None):
+    if not lora_enabled_layers(backbone):
         raise BadInputError(f"LoRA is not enabled on '{backbone.name}': nothing to save.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
