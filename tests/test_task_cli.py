@@ -12,8 +12,10 @@ import os
 import subprocess
 import sys
 
+import keras
 import pytest
 
+import keras_transfer as kt
 from keras_transfer.commands.cli import main
 from keras_transfer.testing import synthetic
 from keras_transfer.commands.task_config import TaskJobConfig, resolved
@@ -119,6 +121,8 @@ def test_a_yolo_folder_reads_its_class_names(tmp_path):
      "did you mean 'mobilenet_v2'?"),
     (["--task", "text", "--dataset", "synthetic", "--weights", "imagenet"],
      "a text backbone's weights come with its preset"),
+    (["--task", "text", "--dataset", "synthetic", "--text-column", "a,b,c"],
+     "expected one column name, or two separated by a comma for a sentence pair"),
     (["--task", "text", "--dataset", "synthetic", "--epochs", "-1", "--batch-size", "0"],
      "2 invalid settings: batch_size=0: expected an integer >= 1; epochs=-1"),
 ])
@@ -269,3 +273,21 @@ def test_train_then_evaluate_every_task_offline(task, tmp_path, monkeypatch, cap
         report["test"]["num_examples"]
     for metric in metrics:
         assert evaluation[metric] == pytest.approx(report["test"][metric], abs=1e-3), metric
+
+
+@pytest.mark.slow
+def test_a_sentence_pair_job_from_two_text_columns(tmp_path, monkeypatch):
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("premise,hypothesis,label\n" + "".join(
+        f"the cat is {a},the cat is {b},{'same' if a == b else 'different'}\n"
+        for a in ("big", "small", "red", "blue") for b in ("big", "small", "red", "blue")) * 2)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "nli"
+    assert main(["train", "--task", "text", "--dataset", str(csv), "--text-column",
+                 "premise, hypothesis", "--backbone", "tiny:bert", "--sequence-length", "16",
+                 *TINY, "--output-dir", str(out)]) == 0
+    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    assert [t.name for t in model.inputs] == ["text_a", "text_b"]
+    assert kt.tasks.task_config_of(model)["pairs"] is True
+    predicted = kt.predict(out, [("the cat is big", "the cat is big")])
+    assert {label for label, _ in predicted[0]} == {"same", "different"}

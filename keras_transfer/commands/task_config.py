@@ -76,7 +76,7 @@ class TaskJobConfig:
     output_dir: str | None = None
     image_size: int | None = None
     sequence_length: int | None = None
-    text_column: str | None = None  # None: "text"
+    text_column: str | None = None  # None: "text"; "premise,hypothesis": a sentence pair
     label_column: str | None = None  # None: "label" ("sentiment" for the tweets)
     batch_size: int = 16
     head_epochs: int | None = None
@@ -144,6 +144,7 @@ def setting_rules() -> dict[str, Rule]:
 
     return {
         "task": Rule(check=_task_problem),
+        "text_column": Rule(check=_text_column_problem),
         "image_size": Rule(min=32),
         "sequence_length": Rule(min=8),
         "batch_size": Rule(min=1),
@@ -161,6 +162,23 @@ def setting_rules() -> dict[str, Rule]:
         "formats": Rule(choices=FORMATS, nonempty=True),
         "seed": SEED,
     }
+
+
+def text_columns(config: TaskJobConfig) -> list[str]:
+    """The text column(s) a text job reads: ``text_column`` split at commas (two: a pair).
+
+    Example:
+    >>> text_columns(TaskJobConfig(text_column="premise, hypothesis"))
+    ['premise', 'hypothesis']
+    """
+    return [name.strip() for name in (config.text_column or "text").split(",")]
+
+
+def _text_column_problem(text_column: str) -> str | None:
+    columns = [name.strip() for name in text_column.split(",")]
+    if not all(columns) or len(columns) > 2:
+        return "expected one column name, or two separated by a comma for a sentence pair"
+    return None
 
 
 def _canonical(task: str) -> str:

@@ -25,6 +25,7 @@ from keras_transfer.commands.task_config import (
     PRETRAINED,
     TaskJobConfig,
     resolved,
+    text_columns,
     tiny_family,
 )
 from keras_transfer.commands.task_data import EXPECTED, TaskData, check_task_data
@@ -156,9 +157,11 @@ def build_model(config: TaskJobConfig, data: TaskData | None, run_dir: Path) -> 
         return task.build(config.head, config.backbone, num_classes, weights=weights,
                           input_shape=shape)
     preset = text_preset(config, run_dir)
-    options = dict(sequence_length=config.sequence_length, load_weights=config.weights is not None)
+    options = dict(sequence_length=config.sequence_length,
+                   weights="preset" if config.weights is not None else None)
     if config.task == "text_classification":
-        return task.build(preset, len(data.class_names), task=config.head, **options)
+        return task.build(preset, len(data.class_names), task=config.head,
+                          pairs=len(text_columns(config)) == 2, **options)
     return task.build(preset, **options)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from keras_transfer.testing import synthetic
-from keras_transfer.commands.task_config import TaskJobConfig
+from keras_transfer.commands.task_config import TaskJobConfig, text_columns
 from keras_transfer.commands.task_data import SYNTHETIC, TWEETS, TaskData, coco_file, tweets_csv
 from keras_transfer.errors import BadInputError
 
@@ -67,7 +67,8 @@ def _text(config: TaskJobConfig, model: Any = None) -> TaskData:
                                                _num_examples(config), seed=config.seed)
         elif config.dataset == TWEETS:
             path, label_column = tweets_csv(), config.label_column or "sentiment"
-        data = text_from_csv(path, config.text_column or "text", label_column,
+        columns = text_columns(config)
+        data = text_from_csv(path, columns[0] if len(columns) == 1 else columns, label_column,
                              multi_label=config.head == "multi_label",
                              batch_size=config.batch_size,
                              validation_split=config.validation_split,
