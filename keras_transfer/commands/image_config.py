@@ -135,31 +135,22 @@ class ImageJobConfig:
         """
         from keras_transfer.distribute.strategies import LR_RULES, STRATEGIES
         from keras_transfer.export.tflite import QUANTIZATIONS
-        from keras_transfer.settings import FRACTION, SEED, Rule, backbone_problem, \
+        from keras_transfer.settings import TRAINING_RULES, FRACTION, Rule, backbone_problem, \
             symmetries_problem
 
         return {
+            **TRAINING_RULES,
             "backbone": Rule(check=backbone_problem),
             "image_size": Rule(min=1),  # and the backbone's smallest input (FITS_BACKBONE)
-            "batch_size": Rule(min=1),
             "schedule": Rule(choices=tuple(SCHEDULES)),
             "time_budget": Rule(above=0),
-            "head_epochs": Rule(min=0),
-            "epochs": Rule(min=0),
-            "unfreeze_blocks": Rule(min=0),
-            "learning_rate": Rule(above=0),
-            "fine_tune_learning_rate": Rule(above=0),
-            "weight_decay": Rule(min=0),
             "label_smoothing": FRACTION,
-            "validation_split": FRACTION,  # of what the test split leaves: no limit on the sum
-            "test_split": FRACTION,
             "augment": Rule(check=symmetries_problem),
             "augment_strength": Rule(min=0),
             "imbalance": Rule(choices=IMBALANCE_CHOICES),
             "hidden_units": Rule(min=1),
             "dropout": FRACTION,
             "quantization": Rule(choices=QUANTIZATIONS, nonempty=True),
-            "seed": SEED,
             "max_train_examples": Rule(min=1),
             "strategy": Rule(choices=STRATEGIES),
             "scale_learning_rate": Rule(choices=LR_RULES),

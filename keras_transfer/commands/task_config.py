@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from keras_transfer.settings import FRACTION, SEED, Rule, Together, check_settings
+from keras_transfer.settings import TRAINING_RULES, Rule, Together, check_settings
 
 FORMATS = ("keras", "saved_model", "tflite")
 IMAGE_INPUT_TASKS = ("segmentation", "detection")
@@ -143,24 +143,15 @@ def setting_rules() -> dict[str, Rule]:
     from keras_transfer.export.tflite import QUANTIZATIONS
 
     return {
+        **TRAINING_RULES,
         "task": Rule(check=_task_problem),
         "text_column": Rule(check=_text_column_problem),
         "image_size": Rule(min=32),
         "sequence_length": Rule(min=8),
-        "batch_size": Rule(min=1),
-        "head_epochs": Rule(min=0),
-        "epochs": Rule(min=0),
-        "unfreeze_blocks": Rule(min=0),
-        "learning_rate": Rule(above=0),
-        "fine_tune_learning_rate": Rule(above=0),
-        "weight_decay": Rule(min=0),
-        "validation_split": FRACTION,
-        "test_split": FRACTION,
         "num_examples": Rule(min=8),
         "max_train_examples": Rule(min=1),
         "quantization": Rule(choices=QUANTIZATIONS),
         "formats": Rule(choices=FORMATS, nonempty=True),
-        "seed": SEED,
     }
 
 

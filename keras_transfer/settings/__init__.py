@@ -44,13 +44,14 @@ from keras_transfer.settings.rules import (
     FITS_BACKBONE,
     FRACTION,
     SEED,
+    TRAINING_RULES,
     backbone_problem,
     image_fits_backbone,
     symmetries_problem,
 )
 
 __all__ = [
-    "FITS_BACKBONE", "FRACTION", "SEED", "Check", "Rule", "Together", "backbone_problem",
+    "FITS_BACKBONE", "FRACTION", "SEED", "TRAINING_RULES", "Check", "Rule", "Together", "backbone_problem",
     "check_settings", "close_names", "coerce_settings", "did_you_mean", "image_fits_backbone",
     "normalize_name", "setting_problems", "symmetries_problem", "unknown_settings",
 ]

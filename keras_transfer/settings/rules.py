@@ -13,6 +13,19 @@ from keras_transfer.settings.checks import Rule, Together
 # Shared by the image, lr-find, compare and task job configs.
 FRACTION = Rule(min=0, below=1)  # validation_split, test_split, dropout, label smoothing
 SEED = Rule(min=0, max=2**32 - 1)  # what numpy's seeding accepts
+# The staged-training settings every training job has (the image job and the task job).
+TRAINING_RULES = {
+    "batch_size": Rule(min=1),
+    "head_epochs": Rule(min=0),
+    "epochs": Rule(min=0),
+    "unfreeze_blocks": Rule(min=0),
+    "learning_rate": Rule(above=0),
+    "fine_tune_learning_rate": Rule(above=0),
+    "weight_decay": Rule(min=0),
+    "validation_split": FRACTION,  # of what the test split leaves: no limit on the sum
+    "test_split": FRACTION,
+    "seed": SEED,
+}
 
 
 def backbone_problem(name: str) -> str | None:
