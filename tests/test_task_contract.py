@@ -115,6 +115,22 @@ def test_fine_tune_runs_its_stages_with_the_task_compile_defaults(task, tmp_path
         assert optimizer == "AdamW"  # a text model keeps its optimizer through fine_tune
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_discriminative_rates_gradual_unfreezing_and_the_lr_finder_on_every_task(task, tmp_path):
+    from keras_transfer.recipes import find_learning_rate
+
+    model, data, _ = build(task, tmp_path)
+    before = [np.array(w) for w in model.weights]
+    sweep = find_learning_rate(model, data, steps=4, min_lr=1e-5, max_lr=1e-2)
+    assert len(sweep.learning_rates) == 4 and np.isfinite(sweep.raw_losses[0])
+    assert all(np.array_equal(a, np.array(w)) for a, w in zip(before, model.weights))  # restored
+    history = fine_tune(model, data, data, head_epochs=0, epochs=2, unfreeze_blocks=2,
+                        discriminative=0.5, gradual_unfreezing=1, callbacks=[], verbose=0)
+    assert [name for name, _ in history.stages] == ["fine_tune"]
+    assert type(model.optimizer).__name__ == "DiscriminativeOptimizer"
+    assert _backbone_trainable(model)  # the blocks opened one by one are training
+
+
 @pytest.mark.slow
 def test_every_task_keras_file_loads_with_safe_mode_in_a_fresh_interpreter(tmp_path):
     paths = {}
