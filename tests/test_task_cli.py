@@ -160,13 +160,35 @@ def test_an_unknown_task_is_a_usage_error(capsys):
            "detection" in capsys.readouterr().err
 
 
-def test_tune_refuses_other_tasks_saying_what_works(example_data, workdir, capsys):
-    assert main(["tune", "--task", "segmentation"]) == 2
-    err = one_error_line(capsys, "tune")
-    assert "tune works with --task image" in err and "keras-transfer train --task segmentation" \
-        in err
-    assert main(["tune", "--dataset", str(example_data["text_classification"])]) == 2
-    assert "tune --task text:" in one_error_line(capsys, "tune")
+def test_tune_checks_each_tasks_settings_first(example_data, workdir, capsys):
+    assert main(["tune", "--task", "segmentation", "--recipes", "fine_tune"]) == 2
+    assert "--recipes: not a setting of segmentation (the image search only)" in \
+        one_error_line(capsys, "tune")
+    assert main(["tune", "--task", "image", "--epochs", "3"]) == 2
+    assert "--epochs: not a setting of image_classification" in one_error_line(capsys, "tune")
+    assert main(["tune", "--task", "lm"]) == 2
+    assert "tune --task lm: needs --dataset" in one_error_line(capsys, "tune")
+    space = workdir / "space.json"
+    space.write_text(json.dumps({"learning_rate": [1e-3, 1e-5]}))
+    assert main(["tune", "--task", "qa", "--dataset", "synthetic", "--space", str(space)]) == 2
+    assert "learning_rate must be [low, high]" in one_error_line(capsys, "tune")
+
+
+@pytest.mark.slow
+def test_tune_searches_any_task_and_its_best_config_trains(workdir, capsys):
+    out = workdir / "search"
+    assert main(["tune", "--task", "qa", "--dataset", "synthetic", "--backbone", "tiny:bert",
+                 "--sequence-length", "64", "--num-examples", "24", "--epochs", "1",
+                 "--algorithm", "random", "--max-trials", "2", "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Best validation exact match" in printed
+    best = json.loads((out / "best_config.json").read_text())
+    assert best["task"] == "question_answering" and 5e-5 / 4 <= best["learning_rate"] <= 2e-4
+    assert {row["trial"] for row in json.loads((out / "tuning.json").read_text())["rows"]} \
+        == {"0", "1"}
+    config = TaskJobConfig(**best)
+    config.validate()  # `train --config best_config.json` repeats the best trial
+    assert (out / "trials.csv").exists() and (out / "search.png").exists()
 
 
 def test_evaluate_checks_the_model_task(tmp_path, capsys):

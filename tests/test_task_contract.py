@@ -165,6 +165,9 @@ def test_every_task_owns_its_evaluation_and_headline():
         assert line.startswith(f"3 test {task.examples}: ") and all(
             metric.words in line for metric in task.headline), line
         assert headline(report) == {metric.key: 0.5 for metric in task.headline}
+    # `tune` maximises the first headline metric: a perplexity counts the other way.
+    assert [kt.get_task(n).headline[0].higher_is_better for n in kt.list_tasks()] == [
+        kt.get_task(n).headline[0].key != "perplexity" for n in kt.list_tasks()]
     multi = {"task": "text_classification", "split": "val", "num_examples": 2, "accuracy": 1.0,
              "macro_f1": 1.0, "metric_words": {"accuracy": "exact-match accuracy"}}
     assert summary(multi) == "2 val texts: exact-match accuracy 100.00%, macro F1 1.0000"

@@ -24,18 +24,9 @@ from keras_transfer.commands.arguments import (
 )
 from keras_transfer.commands.task_cli import TASK_METAVAR, task_argument
 
-# Every task's training: what the model is for, its data and backbone, then the image job's
-# schedule, augmentation, export and distribution.
-TRAIN_TASK_FLAGS = (
-    flag("--task", type=task_argument, metavar=TASK_METAVAR,
-         help="what the model is for (default: inferred from --dataset)"),
-    flag("--dataset", help="built-in dataset name (elpv, tweets, synthetic), folder or file "
-         "(default: elpv)"),
-    flag("--backbone", help="backbone name (default: efficientnet_lite0 for images, minilm_l6 "
-         "for text and qa, gpt2_base_en for lm); text tasks also take a keras-hub preset or "
-         "folder, or tiny:<family> (random, tiny)"),
-    flag("--weights", type=_weights, help="imagenet, none, or a weights file/preset (text, qa, "
-         "lm: the preset's own, or none)"),
+# What the other tasks' models and data need (train and tune): their head, sequence length,
+# text columns and the size of --dataset synthetic.
+TASK_MODEL_FLAGS = (
     flag("--head", help="segmentation: deeplab_v3_plus (default) or unet; detection: ssd "
          "(default), retinanet, yolov8 or faster_rcnn; text: single_label (default) or "
          "multi_label"),
@@ -47,6 +38,22 @@ TRAIN_TASK_FLAGS = (
          help="text: default 'label' ('sentiment' for tweets)"),
     flag("--num-examples", dest="num_examples", type=int,
          help="examples --dataset synthetic generates (default 256)"),
+)
+DATASET = flag("--dataset", help="built-in dataset name (elpv, tweets, synthetic), folder or "
+               "file (default: elpv)")
+BACKBONE = flag("--backbone", help="backbone name (default: efficientnet_lite0 for images, "
+                "minilm_l6 for text and qa, gpt2_base_en for lm); text tasks also take a "
+                "keras-hub preset or folder, or tiny:<family> (random, tiny)")
+# Every task's training: what the model is for, its data and backbone, then the image job's
+# schedule, augmentation, export and distribution.
+TRAIN_TASK_FLAGS = (
+    flag("--task", type=task_argument, metavar=TASK_METAVAR,
+         help="what the model is for (default: inferred from --dataset)"),
+    DATASET,
+    BACKBONE,
+    flag("--weights", type=_weights, help="imagenet, none, or a weights file/preset (text, qa, "
+         "lm: the preset's own, or none)"),
+    *TASK_MODEL_FLAGS,
     flag("--formats", nargs="+", choices=["keras", "saved_model", "tflite"],
          help="what to export (all tasks but image; default: all the task allows)"),
     flag("--output-dir", dest="output_dir", help="export folder"),
@@ -221,17 +228,18 @@ EVALUATE = Command(
     ), suppress=True)
 
 TUNE = Command(
-    "tune", help="search learning rate, unfrozen blocks, dropout, head width, augmentation and "
-    "recipe with KerasTuner",
+    "tune", help="search a task's training settings with KerasTuner (image: rate, unfrozen "
+    "blocks, dropout, head width, augmentation, recipe; other tasks: rates, blocks, decay)",
     description="Hyperparameter search for `train` (backbone features computed once per frozen "
     "configuration); writes best_config.json (re-run it with `keras-transfer train --config`), "
     "trials.csv, tuning.json and search.png.",
     flags=(
         flag("--task", type=task_argument, metavar=TASK_METAVAR,
-             help="image (the search covers image classifiers; other tasks are refused, saying "
-             "what to run instead)"),
-        shared("image_dataset"),
-        shared("image_backbone"),
+             help="what the model is for (default: inferred from --dataset); image searches "
+             "the head and recipe on cached features, the other tasks search their job's "
+             "rates, unfrozen blocks and weight decay"),
+        DATASET,
+        BACKBONE,
         shared("weights"),
         shared("image_size"),
         shared("batch_size"),
@@ -240,11 +248,14 @@ TUNE = Command(
         shared("seed"),
         shared("max_train_examples"),
         flag("--config", help="base settings of every trial (a train config file)"),
-        flag("--space", help="JSON or YAML file of SearchSpace settings (ranges, choices)"),
+        flag("--space", help="JSON or YAML file of search ranges and choices (image: "
+             "SearchSpace; other tasks: TaskSpace)"),
         flag("--recipes", nargs="+", choices=["feature_extraction", "fine_tune"]),
         flag("--head-epochs", dest="head_epochs", type=int,
              help="most head epochs per trial (early stopping may stop sooner)"),
         flag("--fine-tune-epochs", dest="fine_tune_epochs", type=int),
+        flag("--epochs", type=int, help="other tasks: fine-tuning epochs per trial"),
+        *TASK_MODEL_FLAGS,
         flag("--algorithm", choices=["bayesian", "hyperband", "random"],
              help="default: bayesian"),
         flag("--max-trials", dest="max_trials", type=int,

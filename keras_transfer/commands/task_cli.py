@@ -221,27 +221,73 @@ def _write_json(path: Path, content: Any) -> None:
 
 
 def tune(args: argparse.Namespace) -> int:
-    """`keras-transfer tune`: the image classifier search; other tasks are refused, saying
-    what to run instead.
+    """`keras-transfer tune`: the image classifier search (heads on cached features), or for
+    any other task a search over its job's rates, unfrozen blocks and weight decay
+    (`keras_transfer.tuning.task`).
 
     Example:
-    >>> tune(argparse.Namespace(task="lm", config=None))
-    Traceback (most recent call last):
-    ...
-    keras_transfer.errors.BadInputError: tune --task lm: the search covers image classifiers only (heads trained on cached backbone features: learning rate, unfrozen blocks, dropout, head width, augmentation, recipe); tune works with --task image. For causal_lm, compare runs of keras-transfer train --task lm with --learning-rate, --fine-tune-learning-rate, --epochs and --unfreeze-blocks on their keras-transfer evaluate reports.
+    >>> # tune(build_parser().parse_args(["tune", "--task", "qa", "--dataset", "synthetic"]))
     """
-    from keras_transfer.commands.image_cli import tune_image
     from keras_transfer.commands.task_data import choose_task
 
     file_settings, file_task = _file_settings(args)
     dataset = getattr(args, "dataset", None) or file_settings.get("dataset")
     task = choose_task(getattr(args, "task", None) or file_task, dataset)
-    if task.name != "image_classification":
-        raise BadInputError(
-            f"tune --task {task.alias}: the search covers image classifiers only (heads trained "
-            "on cached backbone features: learning rate, unfrozen blocks, dropout, head width, "
-            f"augmentation, recipe); tune works with --task image. For {task.name}, compare "
-            f"runs of keras-transfer train --task {task.alias} with --learning-rate, "
-            "--fine-tune-learning-rate, --epochs and --unfreeze-blocks on their keras-transfer "
-            "evaluate reports.")
-    return tune_image(args, file_settings)
+    if task.name == "image_classification":
+        from keras_transfer.commands.image_cli import tune_image
+
+        _refuse(args, TASK_ONLY + ("epochs",), task.name,
+                "the image search; its fine-tuning epochs are --fine-tune-epochs")
+        return tune_image(args, file_settings)
+    _refuse(args, IMAGE_SEARCH_ONLY, task.name, "the image search only")
+    return tune_task(args, task.name, file_settings)
+
+
+# The image search's own settings (heads on cached features), not the other tasks'.
+IMAGE_SEARCH_ONLY = ("recipes", "fine_tune_epochs", "augment")
+
+
+def tune_task(args: argparse.Namespace, task: str, file_settings: dict) -> int:
+    """Searches the job of `task` (`tuning.task.TaskTrainer`) and writes what `tune` writes.
+
+    Example:
+    >>> # tune_task(args, "segmentation", {})
+    """
+    from keras_transfer.commands.cli import _load_config
+    from keras_transfer.commands.task_config import TaskJobConfig, resolved
+    from keras_transfer.commands.task_data import check_task_data
+    from keras_transfer.commands.task_jobs import load_and_build
+    from keras_transfer.runs import run_dir_for
+    from keras_transfer.tasks import get_task
+    from keras_transfer.tuning import tune
+    from keras_transfer.tuning.task import TaskSpace, TaskTrainer
+
+    config = TaskJobConfig(**{**merge_settings(TaskJobConfig, args, file_settings),
+                              "task": task})
+    config.validate()
+    config = resolved(config)
+    space_file = getattr(args, "space", None)
+    space = TaskSpace.from_dict(_load_config(space_file), source=space_file) if space_file \
+        else TaskSpace()
+    alias = get_task(task).alias
+    if config.dataset is None:
+        raise BadInputError(f"tune --task {alias}: needs --dataset (see keras-transfer train).")
+    check_task_data(config.task, config.dataset)
+    output_dir = Path(getattr(args, "tune_dir", None) or
+                      Path("tuning") / config.resolved_output_dir().name)
+    _, data = load_and_build(config, run_dir_for(output_dir))  # the data once, for every trial
+    if "validation" not in data.splits:
+        raise BadInputError(f"tune --task {alias}: trials are scored on a validation split; "
+                            "give --validation-split above 0.")
+    trainer = TaskTrainer(config, data, space, run_dir=run_dir_for(output_dir))
+    result = tune(trainer, algorithm=getattr(args, "algorithm", "bayesian"),
+                  max_trials=getattr(args, "max_trials", None if hasattr(args, "max_minutes")
+                                     else 10),
+                  max_minutes=getattr(args, "max_minutes", None), output_dir=output_dir,
+                  seed=config.seed)
+    metric = trainer.task.headline[0]
+    print(result.table())
+    print(f"Best validation {metric.words} {metric.fmt.format(abs(result.best_score))} (trial "
+          f"{result.best_trial}). Re-run it: keras-transfer train --config "
+          f"{output_dir / 'best_config.json'}")
+    return 0

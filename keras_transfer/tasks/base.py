@@ -89,6 +89,7 @@ class Metric:
     key: str
     words: str
     fmt: str = "{:.4f}"
+    higher_is_better: bool = True  # perplexity is not
 
 
 def lazy(module: str, name: str) -> Callable[..., Any]:

@@ -152,7 +152,7 @@ CAUSAL_LM = register_task(Task(
     # The token → logits graph (generation loops over it); tokenizer/ beside it.
     quantizations=("float32", "float16", "dynamic", "int8"), export=_export_lm,
     predict=_predict_lm, evaluate=lazy("keras_transfer.evaluation.tasks", "evaluate_causal_lm"),
-    headline=(Metric("perplexity", "perplexity", "{:.2f}"),
+    headline=(Metric("perplexity", "perplexity", "{:.2f}", higher_is_better=False),
               Metric("token_accuracy", "token accuracy", "{:.2%}")),
 ))
 
