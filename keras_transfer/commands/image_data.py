@@ -64,7 +64,7 @@ def check_dataset(dataset: str) -> None:
     >>> check_dataset("/no/such/photos")
     Traceback (most recent call last):
     ...
-    ValueError: dataset='/no/such/photos' is neither a folder of class sub-folders nor a built-in dataset (elpv).
+    ValueError: dataset='/no/such/photos' is neither a folder of class sub-folders nor a built-in dataset (elpv, elpv_binary).
     """
     import keras_transfer.data as kd
 

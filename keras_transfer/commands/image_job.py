@@ -55,9 +55,9 @@ def run_image_classification(config: ImageJobConfig | None = None, **overrides: 
 
     config = dataclasses.replace(config or ImageJobConfig(), **overrides)
     config.validate()
-    check_dataset(config.dataset)  # before the lock and the run folder: a typo leaves nothing
     schedule = config.resolved_schedule()
     strategy = distribute.resolve_strategy(config.strategy)  # first: multi-worker needs startup
+    check_dataset(config.dataset)  # before the lock and the run folder: a typo leaves nothing
     batch_size = distribute.global_batch_size(config.batch_size, strategy)
     chief = distribute.is_chief(strategy)
     lock = output_lock(config.resolved_output_dir()) if chief else contextlib.nullcontext()

@@ -153,7 +153,7 @@ def export(
         The content of ``metadata.json`` plus ``"directory"`` (the export folder's path).
 
     Example:
-    >>> import tempfile
+    >>> import json, tempfile
     >>> inputs = keras.Input((8, 8, 3))
     >>> outputs = keras.layers.Dense(2, activation="softmax", name="predictions")(
     ...     keras.layers.GlobalAveragePooling2D()(inputs))
