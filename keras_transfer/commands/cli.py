@@ -7,7 +7,6 @@ each one runs, and how a job's settings are merged: defaults, then ``--config``,
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -65,17 +64,10 @@ def _yaml_loader():
 def _settings(cls: type, args: argparse.Namespace, defaults: dict | None = None) -> dict:
     """A config class's settings: its defaults here, then the ``--config`` file, then the flags
     given on the command line (flags default to SUPPRESS: absent unless given)."""
-    from keras_transfer.settings import coerce_settings, unknown_settings
+    from keras_transfer.commands.task_cli import merge_settings
 
     config_path = getattr(args, "config", None)
-    settings = _load_config(config_path) if config_path else {}
-    unknown = unknown_settings(cls, list(settings), config_path)
-    if unknown:
-        raise ValueError(unknown)
-    settings = {**(defaults or {}), **settings}
-    settings.update({field.name: getattr(args, field.name) for field in dataclasses.fields(cls)
-                     if hasattr(args, field.name)})
-    return coerce_settings(cls, settings)
+    return merge_settings(cls, args, _load_config(config_path) if config_path else {}, defaults)
 
 
 def _train(args: argparse.Namespace) -> int:

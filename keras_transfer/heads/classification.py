@@ -199,6 +199,28 @@ def _check_classifier_arguments(backbone, num_classes, task, input_shape, traina
     check_input_shape(input_shape, backbone)
 
 
+def dense_head(x, num_classes: int, *, task: str, hidden_units: Sequence[int] = (),
+               dropout: float = 0.0, hidden_activation: str = "relu"):
+    """The classifier head on pooled features: optional hidden Dense layers, dropout before
+    each Dense, then the float32 ``predictions`` layer with the task's activation (image and
+    text classifiers share it, so their heads have the same layer names).
+
+    Example:
+    >>> x = keras.Input((8,))
+    >>> keras.Model(x, dense_head(x, 3, task="multi_label", hidden_units=(4,))).output_shape
+    (None, 3)
+    """
+    for i, units in enumerate(hidden_units, start=1):
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"hidden{i}_dropout")(x)
+        x = keras.layers.Dense(units, activation=hidden_activation, name=f"hidden{i}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    activation, _, _ = TASKS[task]
+    return keras.layers.Dense(int(num_classes), activation=activation, dtype="float32",
+                              name="predictions")(x)
+
+
 def build_image_classifier(
     backbone: str | keras.Model,
     num_classes: int,
@@ -256,16 +278,7 @@ def build_image_classifier(
     x = backbone(inputs)
     pool = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}
     x = pool[pooling](name="pool")(x)
-    for i, units in enumerate(hidden_units, start=1):
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"hidden{i}_dropout")(x)
-        x = keras.layers.Dense(units, activation="relu", name=f"hidden{i}")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    activation, _, _ = TASKS[task]
-    outputs = keras.layers.Dense(
-        int(num_classes), activation=activation, dtype="float32", name="predictions"
-    )(x)
+    outputs = dense_head(x, num_classes, task=task, hidden_units=hidden_units, dropout=dropout)
     model = TaskModel(inputs, outputs, name=f"{backbone.name}_{task}_classifier",
                       task="image_classification", task_config={"head": task})
     if compile:  # the task's optimizer, loss and metrics: the same defaults as the recipes

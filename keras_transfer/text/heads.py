@@ -246,17 +246,11 @@ def _pooled(outputs, padding_mask, pooling: str, family: str):
 
 def _classification_head(x, num_classes: int, *, task: str, hidden_units: Sequence[int],
                          dropout: float):
-    """Optional hidden Dense+GELU layers, dropout before each Dense, then the float32
-    ``predictions`` layer with the task's activation."""
-    for i, units in enumerate(hidden_units, start=1):
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"hidden{i}_dropout")(x)
-        x = keras.layers.Dense(units, activation="gelu", name=f"hidden{i}")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    activation, _, _ = TASKS[task]
-    return keras.layers.Dense(num_classes, activation=activation, dtype="float32",
-                              name="predictions")(x)
+    """The image classifier's head with GELU hidden layers, as transformers use."""
+    from keras_transfer.heads.classification import dense_head
+
+    return dense_head(x, num_classes, task=task, hidden_units=hidden_units, dropout=dropout,
+                      hidden_activation="gelu")
 
 
 @renamed_keywords(**TEXT_RENAMED)
