@@ -178,4 +178,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_environment()
         with filtered_stderr():  # importing keras_transfer imports TensorFlow
             from keras_transfer.commands import cli
+        quiet_python_logs()
     return cli.main(argv)
+
+
+# Python-level messages a CLI user cannot act on (--verbose keeps them): Keras warns on every
+# fit of a tf.data pipeline that its default shuffle=True is ignored; TensorFlow warns when a
+# predict function retraces for the last, smaller batch.
+_QUIET_WARNINGS = (r"`shuffle=True` was passed, but will be ignored",)
+_QUIET_LOGGERS = ("tensorflow", "absl")
+
+
+def quiet_python_logs() -> None:
+    """Drops the Python warnings and TensorFlow log lines a CLI run cannot act on.
+
+    Example:
+    >>> import logging
+    >>> logger = logging.getLogger("tensorflow"); before = logger.level
+    >>> quiet_python_logs(); logger.level == logging.ERROR
+    True
+    >>> logger.setLevel(before)  # (a doctest: leave the test process as it was)
+    """
+    import logging
+    import warnings
+
+    for message in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -155,3 +155,24 @@ def test_verbose_runs_the_same_command(runs):
     # TensorFlow's own lines are allowed here (which appear depends on the machine).
     assert runs["verbose"].returncode == 0 and "vgg16 " in runs["verbose"].stdout
     assert runs["verbose"].stdout == runs["list"].stdout
+
+
+@pytest.mark.slow
+def test_a_whole_training_run_stays_quiet(tmp_path):
+    """Not just the start: training, evaluation and the TFLite verification add no line a user
+    cannot act on (Keras' ignored-shuffle warning, retracing warnings, the XNNPACK line)."""
+    from conftest import write_two_class_folder
+
+    images = write_two_class_folder(tmp_path, 12, (36, 36, 3))
+    run = subprocess.run(
+        [sys.executable, str(LAUNCHER), "train", "--dataset", str(images), "--backbone",
+         "mobilenet_v2", "--weights", "none", "--image-size", "32", "--schedule", "fast",
+         "--head-epochs", "1", "--epochs", "1", "--batch-size", "8", "--output-dir",
+         str(tmp_path / "out")], cwd=tmp_path, env=_environment(), capture_output=True,
+        text=True, timeout=600)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    for noise in ("XNNPACK", "shuffle=True", "retracing", "WARNING:tensorflow"):
+        assert noise not in output, (noise, output[-3000:])
+    assert not STARTUP_NOISE.search(output), output[:2000]
+    assert "[export] wrote" in output

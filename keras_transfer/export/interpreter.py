@@ -106,12 +106,14 @@ class TFLiteModel:
         # From memory, not model_path: the interpreter then runs its flatbuffer verifier too,
         # where a mapped truncated file can crash it. Kept: the interpreter reads these bytes.
         self._content = content
-        try:
-            with warnings.catch_warnings():
+        from keras_transfer.console import filtered_stderr
+
+        try:  # without the C++ "Created TensorFlow Lite XNNPACK delegate" line on stderr
+            with warnings.catch_warnings(), filtered_stderr():
                 warnings.simplefilter("ignore")
                 self.interpreter = interpreter_cls(model_content=content,
                                                    num_threads=self.threads)
-            self.interpreter.allocate_tensors()
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise BadInputError(f"{self.name}: not a loadable TFLite model: {error}") from None
         self.signature, self._inputs, self._outputs = self._signature(signature)
