@@ -23,6 +23,8 @@ TASK_METAVAR = "{" + ",".join(TASK_ALIASES) + "}"
 IMAGE_ONLY = ("schedule", "time_budget", "augment", "imbalance", "strategy",
               "scale_learning_rate")
 TASK_ONLY = ("head", "sequence_length", "text_column", "label_column", "num_examples", "formats")
+# The image search's own settings (heads on cached features), not the other tasks'.
+IMAGE_SEARCH_ONLY = ("recipes", "fine_tune_epochs", "augment")
 
 
 def task_argument(value: str) -> str:
@@ -60,6 +62,16 @@ def _file_settings(args: argparse.Namespace) -> tuple[dict, str | None]:
     return settings, settings.pop("task", None)
 
 
+def _task_and_settings(args: argparse.Namespace) -> tuple[Any, dict]:
+    """The task a command is for (``--task``, the config's ``task``, else the data's layout)
+    and the ``--config`` file's other settings."""
+    from keras_transfer.commands.task_data import choose_task
+
+    file_settings, file_task = _file_settings(args)
+    dataset = getattr(args, "dataset", None) or file_settings.get("dataset")
+    return choose_task(getattr(args, "task", None) or file_task, dataset), file_settings
+
+
 def merge_settings(cls: type, args: argparse.Namespace, file_settings: dict,
                    defaults: dict | None = None) -> dict:
     """A config class's settings: `defaults`, then the config file, then the flags given (as
@@ -91,11 +103,7 @@ def train(args: argparse.Namespace) -> int:
     Example:
     >>> # train(build_parser().parse_args(["train", "--task", "lm", "--dataset", "synthetic"]))
     """
-    from keras_transfer.commands.task_data import choose_task
-
-    file_settings, file_task = _file_settings(args)
-    dataset = getattr(args, "dataset", None) or file_settings.get("dataset")
-    task = choose_task(getattr(args, "task", None) or file_task, dataset)
+    task, file_settings = _task_and_settings(args)
     if task.name == "image_classification":
         from keras_transfer.commands import image_job as jobs
 
@@ -228,11 +236,7 @@ def tune(args: argparse.Namespace) -> int:
     Example:
     >>> # tune(build_parser().parse_args(["tune", "--task", "qa", "--dataset", "synthetic"]))
     """
-    from keras_transfer.commands.task_data import choose_task
-
-    file_settings, file_task = _file_settings(args)
-    dataset = getattr(args, "dataset", None) or file_settings.get("dataset")
-    task = choose_task(getattr(args, "task", None) or file_task, dataset)
+    task, file_settings = _task_and_settings(args)
     if task.name == "image_classification":
         from keras_transfer.commands.image_cli import tune_image
 
@@ -242,9 +246,6 @@ def tune(args: argparse.Namespace) -> int:
     _refuse(args, IMAGE_SEARCH_ONLY, task.name, "the image search only")
     return tune_task(args, task.name, file_settings)
 
-
-# The image search's own settings (heads on cached features), not the other tasks'.
-IMAGE_SEARCH_ONLY = ("recipes", "fine_tune_epochs", "augment")
 
 
 def tune_task(args: argparse.Namespace, task: str, file_settings: dict) -> int:

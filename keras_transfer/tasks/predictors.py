@@ -142,20 +142,20 @@ def segment_images(artifact: Any, inputs: Any, *, labels: Sequence[str] | None =
         raise BadInputError(f"{loaded.path}: outputs {probabilities.shape[1:]}, not a per-pixel "
                             "class map (is it a segmenter?).")
     masks = [mask.astype(np.int32) for mask in probabilities.argmax(-1)]
-    images = list(batch)
+    images, drawn = list(batch), masks  # what the overlays show: as the model saw it
     if not in_model_pixels:
         from keras_transfer.tasks.geometry import Resize, source_images, source_sizes
 
         resizes = [Resize.of(size, batch.shape[1:3], loaded.resize_mode)
                    for size in source_sizes(inputs)]
-        if output_dir is not None:
+        if output_dir is not None:  # drawn on each image as decoded (its own size)
             images = source_images(inputs)
             drawn = [r.mask_to_original(m, i.shape[:2]) for r, m, i in zip(resizes, masks, images)]
         masks = [resize.mask_to_original(mask) for resize, mask in zip(resizes, masks)]
     if output_dir is not None:
         names = list(labels or loaded.labels or range(probabilities.shape[-1]))
-        _write_masks(output_dir, input_names(inputs), images,
-                     masks if in_model_pixels else drawn, [str(n) for n in names], alpha)
+        _write_masks(output_dir, input_names(inputs), images, drawn, [str(n) for n in names],
+                     alpha)
     return masks
 
 
