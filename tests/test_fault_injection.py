@@ -22,6 +22,9 @@ pytestmark = pytest.mark.slow
 WORKER = Path(__file__).with_name("fault_worker.py")
 COMPLETE = ("model.keras", "saved_model", "model.tflite", "labels.txt", "metadata.json",
             "report.json", "config.json", "learning_curves.png")
+# Where resuming, not the export, is under test: the .keras file only (an export is slow).
+KERAS_ONLY = ("model.keras", "labels.txt", "metadata.json", "report.json", "config.json",
+              "learning_curves.png")
 EPOCHS = 4
 
 
@@ -30,10 +33,13 @@ def image_folder(tmp_path_factory):
     return write_two_class_folder(tmp_path_factory.mktemp("images"), 16, (36, 36, 3))
 
 
-def _train_args(dataset: Path, output: Path, *extra: str) -> list[str]:
+def _train_args(dataset: Path, output: Path, *extra: str, every_format: bool = False
+                ) -> list[str]:
+    formats = [] if every_format else ["--formats", "keras"]
     return ["train", "--dataset", str(dataset), "--backbone", "mobilenet_v2", "--weights",
             "none", "--image-size", "32", "--schedule", "fast", "--head-epochs", "1",
-            "--epochs", str(EPOCHS), "--batch-size", "8", "--output-dir", str(output), *extra]
+            "--epochs", str(EPOCHS), "--batch-size", "8", "--output-dir", str(output), *formats,
+            *extra]
 
 
 def _start(args: list[str], cwd: Path, fault: str = "", **env: str) -> subprocess.Popen:
@@ -48,17 +54,20 @@ def _run(args: list[str], cwd: Path, fault: str = "", **env: str) -> tuple[int, 
     return process.returncode, output
 
 
-def _assert_complete(output: Path, clean: bool = True) -> dict:
+def _assert_complete(output: Path, clean: bool = True, files: tuple = KERAS_ONLY) -> dict:
     """Every artifact there, no temporary folder left beside it (`clean`: a killed process's
     folder stays until the next run removes it), and the model predicts."""
     from keras_transfer.export import load_artifact
 
-    for name in COMPLETE:
+    for name in files:
         assert (output / name).exists(), f"{name} missing from {sorted(os.listdir(output))}"
+    for name in set(COMPLETE) - set(files):  # --formats keras: nothing else exported
+        assert not (output / name).exists(), f"{name} exported without being asked for"
     leftovers = [p.name for p in output.parent.iterdir()
                  if p.name.startswith(f".{output.name}.") and not p.name.endswith(".lock")]
     assert leftovers == [] or not clean, leftovers
-    artifact = load_artifact(output / "model.tflite")
+    artifact = load_artifact(output / ("model.tflite" if "model.tflite" in files else
+                                       "model.keras"))
     import numpy as np
 
     scores = artifact(np.zeros((1, 32, 32, 3), "float32"))
@@ -89,23 +98,24 @@ def test_a_kill_during_fine_tuning_resumes_from_the_last_complete_epoch(
 
 def test_a_kill_during_export_leaves_the_previous_output_and_no_debris(image_folder, tmp_path):
     output = tmp_path / "exp"
-    status, log = _run(_train_args(image_folder, output), tmp_path, "mid_export")
+    first_args = _train_args(image_folder, output, every_format=True)
+    status, log = _run(first_args, tmp_path, "mid_export")
     assert status == -signal.SIGKILL, log
     assert not output.exists()
 
-    status, log = _run(_train_args(image_folder, output), tmp_path)  # stale temp folder cleaned
+    status, log = _run(first_args, tmp_path)  # the stale temporary folder is cleaned
     assert status == 0, log
-    first = _assert_complete(output)
+    first = _assert_complete(output, files=COMPLETE)
 
     # Killed after the artifacts, before the report: the finished output above stays whole.
-    status, log = _run(_train_args(image_folder, output, "--seed", "7"), tmp_path,
-                       "after_export")
+    second_args = _train_args(image_folder, output, "--seed", "7", every_format=True)
+    status, log = _run(second_args, tmp_path, "after_export")
     assert status == -signal.SIGKILL, log
-    assert _assert_complete(output, clean=False) == first
+    assert _assert_complete(output, clean=False, files=COMPLETE) == first
 
-    status, log = _run(_train_args(image_folder, output, "--seed", "7"), tmp_path)
+    status, log = _run(second_args, tmp_path)
     assert status == 0, log
-    assert _assert_complete(output)["settings"]["seed"] == 7
+    assert _assert_complete(output, files=COMPLETE)["settings"]["seed"] == 7
 
 
 def test_other_settings_or_another_output_never_restore_a_killed_run(image_folder, tmp_path):

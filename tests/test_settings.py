@@ -199,6 +199,12 @@ def test_python_api_checks_the_same_way_before_any_data(no_data):
     with pytest.raises(BadInputError, match=r"image_size=True: expected an integer >= 1 or "
                                             r"None \(got a boolean\)"):
         ImageJobConfig(image_size=True).validate()
+    with pytest.raises(BadInputError, match=r"formats=\('keras',\), quantization=\('int8',\): "
+                                            r"TFLite flavours need 'tflite' in formats"):
+        ImageJobConfig(formats=("keras",), quantization=("int8",)).validate()
+    with pytest.raises(BadInputError, match=r"formats=\('onnx',\): expected"):
+        ImageJobConfig(formats=("onnx",)).validate()
+    ImageJobConfig(formats=("keras",)).validate()
     ImageJobConfig().validate()  # the defaults are fine
 
 

@@ -76,6 +76,8 @@ class ImageJobConfig:
     imbalance: str = "auto"
     hidden_units: tuple[int, ...] = ()
     dropout: float = 0.2
+    # What to export (the TFLite flavours in `quantization` need "tflite").
+    formats: tuple[str, ...] = ("keras", "saved_model", "tflite")
     quantization: tuple[str, ...] = ("float32",)
     seed: int = 1337
     max_train_examples: int | None = None
@@ -122,7 +124,9 @@ class ImageJobConfig:
         """
         from keras_transfer import settings
 
-        together = [settings.FITS_BACKBONE] if fits_backbone else []
+        together = [settings.Together(("formats", "quantization"), _quantization_problem)]
+        if fits_backbone:
+            together.append(settings.FITS_BACKBONE)
         settings.check_settings(self, self.setting_rules(), together)
 
     @staticmethod
@@ -134,6 +138,7 @@ class ImageJobConfig:
         ('auto', 'none', 'class_weight', 'focal')
         """
         from keras_transfer.distribute.strategies import LR_RULES, STRATEGIES
+        from keras_transfer.export.schema import FORMATS
         from keras_transfer.export.tflite import QUANTIZATIONS
         from keras_transfer.settings import TRAINING_RULES, FRACTION, Rule, backbone_problem, \
             symmetries_problem
@@ -150,6 +155,7 @@ class ImageJobConfig:
             "imbalance": Rule(choices=IMBALANCE_CHOICES),
             "hidden_units": Rule(min=1),
             "dropout": FRACTION,
+            "formats": Rule(choices=FORMATS, nonempty=True),
             "quantization": Rule(choices=QUANTIZATIONS, nonempty=True),
             "max_train_examples": Rule(min=1),
             "strategy": Rule(choices=STRATEGIES),
@@ -179,6 +185,12 @@ class ImageJobConfig:
             return "none"
         return "flips" if self.resolved_schedule().recipe == "classic" and \
             self.augment == "auto" else str(self.augment)
+
+
+def _quantization_problem(formats: tuple[str, ...], quantization: tuple[str, ...]) -> str | None:
+    if "tflite" not in tuple(formats) and tuple(quantization) != ("float32",):
+        return "TFLite flavours need 'tflite' in formats"
+    return None
 
 
 def default_image_size(backbone: str) -> int:

@@ -67,9 +67,10 @@ def _export(model, output_dir: Path, data, test, config: ImageJobConfig, report:
     from keras_transfer.export import export
 
     return export(
-        model, output_dir, formats=("keras", "saved_model", "tflite"),
+        model, output_dir, formats=tuple(config.formats),
         quantization=config.quantization, labels=data.class_names, verify_data=test,
-        representative_data=data.train if "int8" in config.quantization else None,
+        representative_data=data.train if "int8" in config.quantization
+        and "tflite" in config.formats else None,
         metadata={"backbone": config.backbone, "dataset": config.dataset,
                   "test_accuracy": report["accuracy"], "symmetries": list(symmetries)},
         extra_files=extra_files,

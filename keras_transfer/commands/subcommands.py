@@ -55,7 +55,7 @@ TRAIN_TASK_FLAGS = (
          "lm: the preset's own, or none)"),
     *TASK_MODEL_FLAGS,
     flag("--formats", nargs="+", choices=["keras", "saved_model", "tflite"],
-         help="what to export (all tasks but image; default: all the task allows)"),
+         help="what to export (default: all the task allows)"),
     flag("--output-dir", dest="output_dir", help="export folder"),
 )
 TRAIN_SCHEDULE_FLAGS = (

@@ -22,7 +22,7 @@ TASK_METAVAR = "{" + ",".join(TASK_ALIASES) + "}"
 # Settings only one of the two jobs has (flags default to SUPPRESS: present only when given).
 IMAGE_ONLY = ("schedule", "time_budget", "augment", "imbalance", "strategy",
               "scale_learning_rate")
-TASK_ONLY = ("head", "sequence_length", "text_column", "label_column", "num_examples", "formats")
+TASK_ONLY = ("head", "sequence_length", "text_column", "label_column", "num_examples")
 # The image search's own settings (heads on cached features), not the other tasks'.
 IMAGE_SEARCH_ONLY = ("recipes", "fine_tune_epochs", "augment")
 
@@ -240,7 +240,7 @@ def tune(args: argparse.Namespace) -> int:
     if task.name == "image_classification":
         from keras_transfer.commands.image_cli import tune_image
 
-        _refuse(args, TASK_ONLY + ("epochs",), task.name,
+        _refuse(args, TASK_ONLY + ("epochs", "formats"), task.name,
                 "the image search; its fine-tuning epochs are --fine-tune-epochs")
         return tune_image(args, file_settings)
     _refuse(args, IMAGE_SEARCH_ONLY, task.name, "the image search only")
