@@ -179,6 +179,13 @@ def test_yaml_exponent_numbers_are_floats(tmp_path, job_config):
     assert config.fine_tune_learning_rate == 1e-5
 
 
+def test_image_train_takes_formats_like_every_task(job_config, capsys):
+    assert main(["train", "--formats", "keras", "tflite"]) == 0
+    assert tuple(job_config[0].formats) == ("keras", "tflite")
+    assert main(["train", "--formats", "keras", "--quantization", "int8"]) == 2
+    assert "TFLite flavours need 'tflite' in formats" in one_error_line(capsys)
+
+
 def test_flags_win_over_the_config_file_and_are_checked_too(tmp_path, job_config, capsys):
     config = write(tmp_path, "run.yaml", "head_epochs: 2\nlearning_rate: 1e-3\n")
     assert main(["train", "--config", config, "--head-epochs", "4"]) == 0

@@ -240,7 +240,7 @@ def tune(args: argparse.Namespace) -> int:
     if task.name == "image_classification":
         from keras_transfer.commands.image_cli import tune_image
 
-        _refuse(args, TASK_ONLY + ("epochs", "formats"), task.name,
+        _refuse(args, TASK_ONLY + ("epochs",), task.name,
                 "the image search; its fine-tuning epochs are --fine-tune-epochs")
         return tune_image(args, file_settings)
     _refuse(args, IMAGE_SEARCH_ONLY, task.name, "the image search only")
